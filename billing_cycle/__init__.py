@@ -1,0 +1,1 @@
+"""Command line, settings and report files of the billing cycle."""

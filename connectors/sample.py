@@ -1,0 +1,27 @@
+"""The sample company as a source connector (the embedded default)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from billing import columns as col
+from billing.periods import Period
+from connectors.sample_company import generate
+
+
+class SampleCompanyConnector:
+    """Serves the seeded sample company. `SampleCompanyConnector(n_items=10_000, seed=20261)`."""
+
+    datasets = tuple(col.INPUT_DATASETS)
+
+    def __init__(self, n_items: int = 10_000, seed: int = 20261):
+        self.n_items = n_items
+        self.seed = seed
+        self.name = f"sample:items={n_items},seed={seed}"
+        self._cache: dict[str, dict[str, pd.DataFrame]] = {}
+
+    def read(self, dataset: str, period: Period) -> pd.DataFrame:
+        key = str(period)
+        if key not in self._cache:
+            self._cache = {key: generate(period, self.n_items, self.seed)}
+        return self._cache[key][dataset]

@@ -1,0 +1,81 @@
+"""Downstream targets invoices are handed off to. Each delivery is idempotent by its key.
+
+The exactly-once contract (with store.Store.begin_handoff/complete_handoff): the store records the
+intent before delivery and the completion after; a target must treat a second delivery with the same
+idempotency key as a no-op that returns the first delivery's reference. So a crash between delivery
+and its record, followed by a re-run, never produces a second document downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+from billing.money import cents_to_decimal
+
+
+class HandoffTarget(Protocol):
+    name: str
+
+    def deliver(self, document: dict, lines: pd.DataFrame, idempotency_key: str) -> str:
+        """Deliver one document; return an external reference. Same key again -> same reference."""
+        ...
+
+
+class FileDropTarget:
+    """One JSON file per document in a drop folder (an ERP or e-invoicing gateway polls it).
+
+    The file name is the document key; the idempotency key is inside. Written atomically (temp file,
+    fsync, rename), so a reader never sees half a document.
+    """
+
+    name = "file_drop"
+
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+
+    def deliver(self, document: dict, lines: pd.DataFrame, idempotency_key: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{document['document_key']}.json"
+        if path.exists():
+            existing = json.loads(path.read_text())
+            if existing.get("idempotency_key") == idempotency_key:
+                return str(path)
+            raise FileExistsError(f"{path} exists with another idempotency key: refusing to overwrite a "
+                                  "handed-off document")
+        payload = document_payload(document, lines, idempotency_key)
+        tmp = path.with_suffix(".json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=1, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return str(path)
+
+
+def document_payload(document: dict, lines: pd.DataFrame, idempotency_key: str) -> dict:
+    """The document as JSON: amounts as decimal strings in major units, exact."""
+    def money(c):
+        return str(cents_to_decimal(int(c)))
+
+    return {
+        "idempotency_key": idempotency_key,
+        "document_key": document["document_key"], "document_type": document["document_type"],
+        "period": document["period"], "customer_id": document["customer_id"], "currency": document["currency"],
+        "issue_date": str(pd.Timestamp(document["issue_date"]).date()),
+        "due_date": str(pd.Timestamp(document["due_date"]).date()),
+        "po_number": None if pd.isna(document.get("po_number")) else document.get("po_number"),
+        "delivery_channel": document.get("delivery_channel"),
+        "reverses": None if pd.isna(document.get("reverses_key")) else document.get("reverses_key"),
+        "net": money(document["net_cents"]), "tax": money(document["tax_cents"]),
+        "gross": money(document["gross_cents"]), "tax_rate_bp": int(document["tax_rate_bp"]),
+        "lines": [{"line_no": int(r.line_no), "description": r.description,
+                   "quantity": str(cents_to_decimal(int(r.quantity_milli), 3)),
+                   "unit_price": None if pd.isna(r.unit_price_cents) else money(r.unit_price_cents),
+                   "amount": money(r.amount_cents), "project_id": None if pd.isna(r.project_id) else r.project_id}
+                  for r in lines.sort_values("line_no").itertuples(index=False)],
+    }

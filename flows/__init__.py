@@ -1,0 +1,1 @@
+"""Prefect flows: the month-end close and its stages."""

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks over the billing rules, connectors, gates, store and targets."""

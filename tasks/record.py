@@ -1,0 +1,54 @@
+"""Record and deliver tasks: the store, the hand-off target, the files and the UI artifacts."""
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from billing.close import CloseResult
+from billing.handoff_plan import HandoffPlan
+from billing_cycle import handoff as ho
+from billing_cycle.outputs import for_people, write_close_outputs
+from billing_cycle.summary import summary_markdown
+from connectors.targets import HandoffTarget
+from store import Store
+
+
+@task(cache_policy=NO_CACHE)
+def record_documents(store: Store, result: CloseResult, run_id: str) -> HandoffPlan:
+    """Record the batch's new documents and revisions in the store."""
+    return ho.record_documents(store, result.batch, str(result.period), run_id)
+
+
+@task(retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NO_CACHE)
+def deliver_documents(store: Store, target: HandoffTarget, keys: list[str], run_id: str) -> list[str]:
+    """Hand each document off exactly once."""
+    return ho.hand_off(store, target, keys, run_id)
+
+
+@task(cache_policy=NO_CACHE)
+def record_unbilled(store: Store, result: CloseResult, run_id: str) -> None:
+    """Keep the period's unbilled snapshot (collections reads it for exposure)."""
+    store.replace_unbilled(str(result.period), run_id, result.unbilled)
+
+
+@task(cache_policy=NO_CACHE)
+def write_outputs(result: CloseResult, folder: Path, quarantine: pd.DataFrame | None) -> dict[str, Path]:
+    """Write the period's report files."""
+    return write_close_outputs(result, folder, quarantine)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_artifacts(result: CloseResult, summary: dict) -> None:
+    """Summary, batch table, aging and exceptions for finance users in the Prefect UI."""
+    create_markdown_artifact(summary_markdown(summary), key="close-summary", description="Month-end close summary")
+    docs = for_people(result.batch.documents[["document_key", "document_type", "customer_name", "currency",
+                                              "net_cents", "tax_cents", "gross_cents", "due_date",
+                                              "delivery_channel"]])
+    create_table_artifact(docs.head(500).to_dict("records"), key="invoice-batch", description="Invoice batch")
+    create_table_artifact(for_people(result.aging).to_dict("records"), key="unbilled-aging",
+                          description="Unbilled by customer and age")
+    create_table_artifact(for_people(result.exceptions_by_reason()).to_dict("records"), key="exceptions-by-reason",
+                          description="Not billed, by reason")
