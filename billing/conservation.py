@@ -74,6 +74,12 @@ def check_conservation(items: pd.DataFrame, lines: pd.DataFrame, batch: Batch,
         if int(by_doc.get(key, 0)) != int(net) or int(detail.get(key, 0)) != int(net):
             problems.append(f"document {key}: net {net} != printed lines {by_doc.get(key, 0)} "
                             f"or backup detail {detail.get(key, 0)}")
+    expected = set(lines.loc[lines["reason"].notna(), "line_id"])
+    reported = set(unbilled["line_id"])
+    if expected != reported or len(unbilled) != len(expected):
+        lost = sorted(expected - reported)[:3]
+        problems.append(f"unbilled report lists {len(unbilled)} lines, {len(expected)} lines are not billed in full"
+                        + (f"; missing e.g. {lost}" if lost else ""))
     unbilled_in_report = int(unbilled["unbilled_cents"].sum())
     not_billed_lines = int((lines["amount_cents"] - lines["billed_cents"]).sum())
     if unbilled_in_report != not_billed_lines:

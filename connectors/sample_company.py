@@ -109,6 +109,16 @@ class _Generator:
         po = np.array([f"PO-{rng.integers(100000, 999999)}" for _ in range(n)], dtype=object)
         missing_po = po_required & (rng.random(n) < f.missing_po_customers / 0.35)
         po = np.where(po_required & ~missing_po, po, None)
+        credit_hold = rng.random(n) < f.credit_hold_customers
+        quarterly = rng.random(n) < f.quarterly_customers
+        # Even a small company shows each customer-level fault at least once (fixed customers).
+        if f.missing_po_customers > 0:
+            po_required[5], missing_po[5] = True, True
+            po[5] = None
+        if f.credit_hold_customers > 0:
+            credit_hold[7] = True
+        if f.quarterly_customers > 0:
+            quarterly[9] = True
         tax_country = [BUSINESS_UNITS[u][1] for u in units]
         tax_bp = [BUSINESS_UNITS[u][2] for u in units]
         return pd.DataFrame({
@@ -116,14 +126,14 @@ class _Generator:
             "customer_class": rng.choice(col.CUSTOMER_CLASSES, size=n, p=[0.5, 0.2, 0.3]),
             "currency": cur, "payment_terms_days": rng.choice([14, 30, 30, 45, 60], size=n),
             "invoice_grouping": rng.choice(col.INVOICE_GROUPINGS, size=n, p=[0.5, 0.2, 0.3]),
-            "invoice_frequency": np.where(rng.random(n) < f.quarterly_customers, "quarterly", "monthly"),
+            "invoice_frequency": np.where(quarterly, "quarterly", "monthly"),
             "delivery_channel": channel,
             "billing_email": [f"ap@{x.split()[0].lower()}{i}.example" for i, x in enumerate(names)],
             "peppol_endpoint_id": np.where(channel == "peppol",
                                            [f"0088:{5790000000000 + i}" for i in range(n)], None),
             "po_required": po_required, "po_number": po,
             "backup_required": rng.choice(col.BACKUP_REQUIREMENTS, size=n, p=[0.6, 0.3, 0.1]),
-            "credit_hold": rng.random(n) < f.credit_hold_customers,
+            "credit_hold": credit_hold,
             "credit_limit_cents": rng.choice([5_000_000, 10_000_000, 25_000_000, 50_000_000], size=n),
             "tax_country": tax_country, "tax_rate_bp": tax_bp,
             "business_unit": units,  # not canonical: used below to place contracts

@@ -1,0 +1,92 @@
+"""The `billing-cycle close` command end to end on the demo company."""
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.e2e
+BIN = str(Path(sys.executable).with_name("billing-cycle"))
+
+
+def run(*args, cwd):
+    return subprocess.run([BIN, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={"PATH": str(Path(sys.executable).parent), "HOME": str(cwd),
+                               "PREFECT_HOME": str(cwd / ".prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+
+
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("close")
+    first = run("close", "--period", "2026-10", "--json", cwd=cwd)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run("close", "--period", "2026-10", cwd=cwd)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return cwd, json.loads(first.stdout), second.stdout
+
+
+def money(s: pd.Series) -> Decimal:
+    return sum((Decimal(x) for x in s.astype(str)), Decimal(0))
+
+
+def test_files_and_totals_agree_with_the_summary(closed):
+    cwd, summary, _ = closed
+    out = cwd / "out" / "2026-10"
+    for f in ("invoices.csv", "invoice_lines.csv", "unbilled.csv", "unbilled_aging.csv", "exceptions.csv",
+              "cost_transfers.csv", "billing_lines.parquet", "quarantine.csv"):
+        assert (out / f).exists(), f
+    inv = pd.read_csv(out / "invoices.csv", dtype=str)
+    lines = pd.read_csv(out / "invoice_lines.csv", dtype=str)
+    assert money(inv["net"]) == money(lines["amount"])
+    for key, v in summary["documents"].items():
+        cur, kind = key.split("/")
+        sel = inv[(inv["currency"] == cur) & (inv["document_type"] == kind)]
+        assert len(sel) == v["count"]
+        assert money(sel["gross"]) == Decimal(v["gross_cents"]) / 100
+    c = summary["conservation"]
+    assert c["balanced"] and c["candidate_cents"] == c["billed_cents"] + c["unbilled_cents"]
+    unbilled = pd.read_csv(out / "unbilled.csv", dtype=str)
+    assert money(unbilled["unbilled"]) == Decimal(c["unbilled_cents"]) / 100
+    assert {"0-30", "31-60", "61-90", "90+"} <= set(unbilled["aging_bucket"])
+    handed = list((out / "handoff").glob("*.json"))
+    assert len(handed) == len(inv) == summary["handoff"]["delivered"]
+
+
+def test_every_seeded_fault_shows_up_by_reason(closed):
+    _, summary, _ = closed
+    reasons = set(summary["not_billed_by_reason"])
+    assert {"missing_bill_rate", "outside_contract_term", "credit_hold", "missing_po", "bill_hold",
+            "awaiting_approval", "over_cap", "invalid_currency", "data_quality"} <= reasons
+
+
+def test_second_run_hands_off_nothing_new_and_says_so(closed):
+    _, summary, second = closed
+    assert "Hand-off: nothing new to hand off" in second
+    assert f"({summary['handoff']['delivered']} documents already handed off" in second
+
+
+def test_bad_period_is_a_one_line_error(tmp_path):
+    r = run("close", "--period", "2026-13", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "YYYY-MM" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_source_folder_is_a_one_line_error(tmp_path):
+    r = run("close", "--period", "2026-10", "--source", f"files:{tmp_path / 'nope'}", cwd=tmp_path)
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_broken_input_file_is_a_one_line_error_naming_the_record(tmp_path):
+    assert run("sample", "--period", "2026-10", "--items", "300", "--out", "exp", cwd=tmp_path).returncode == 0
+    p = tmp_path / "exp" / "customers.csv"
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    df.loc[2, "payment_terms_days"] = "thirty"
+    df.to_csv(p, index=False)
+    r = run("close", "--period", "2026-10", "--source", "files:exp", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "customers.csv, row 4, column 'payment_terms_days': 'thirty' is not a valid whole number" in r.stderr
+    assert "Traceback" not in r.stderr

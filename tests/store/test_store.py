@@ -1,0 +1,131 @@
+"""The store on SQLite and PostgreSQL: documents, exactly-once hand-off, holds, watermarks."""
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from billing.close import compute_close
+from billing.periods import Period
+from billing_cycle.handoff import hand_off, idempotency_key, plan_preview, record_documents
+from connectors.sample_company import generate
+from connectors.targets import FileDropTarget
+from store import Store
+
+OCT = Period(2026, 10)
+
+
+@pytest.fixture(scope="module")
+def close_result():
+    return compute_close(generate(OCT, 1500, 11), OCT)
+
+
+def _run(store, run_id="r1"):
+    store.start_run(run_id, str(OCT), "sample")
+
+
+def test_documents_round_trip_to_the_cent(db_engine, close_result):
+    store = Store(db_engine)
+    _run(store)
+    plan = record_documents(store, close_result.batch, str(OCT), "r1")
+    docs = store.documents(period=str(OCT))
+    assert len(docs) == len(close_result.batch.documents) == len(plan.to_deliver)
+    assert docs["net_cents"].sum() == close_result.batch.documents["net_cents"].sum()
+    key = docs["document_key"].iloc[0]
+    lines = store.document_lines(key)
+    assert lines["amount_cents"].sum() == docs.set_index("document_key").loc[key, "net_cents"]
+
+
+def test_rerun_with_same_content_hands_off_nothing_new(db_engine, close_result, tmp_path):
+    store = Store(db_engine)
+    target = FileDropTarget(tmp_path / "drop")
+    _run(store)
+    plan = record_documents(store, close_result.batch, str(OCT), "r1")
+    first = hand_off(store, target, plan.to_deliver, "r1")
+    assert len(first) == len(close_result.batch.documents)
+    _run(store, "r2")
+    plan2 = record_documents(store, close_result.batch, str(OCT), "r2")
+    assert plan2.nothing_new and len(plan2.unchanged) == len(first)
+    assert hand_off(store, target, plan2.to_deliver, "r2") == []
+    assert len(list((tmp_path / "drop").glob("*.json"))) == len(first)
+
+
+def test_crash_between_delivery_and_record_does_not_deliver_twice(db_engine, close_result, tmp_path):
+    store = Store(db_engine)
+    target = FileDropTarget(tmp_path / "drop")
+    _run(store)
+    plan = record_documents(store, close_result.batch, str(OCT), "r1")
+    key = plan.to_deliver[0]
+    doc = store.documents().set_index("document_key").loc[key]
+    ikey = idempotency_key(target.name, key, doc["content_hash"])
+    # Simulate the crash: intent recorded and file delivered, completion never recorded.
+    store.begin_handoff(key, target.name, ikey, "r1")
+    target.deliver({**doc.to_dict(), "document_key": key}, store.document_lines(key), ikey)
+    delivered = hand_off(store, target, [key], "r2")
+    assert delivered == [key]
+    h = store.handoffs()
+    assert len(h) == 1 and h.iloc[0]["attempts"] == 2 and h.iloc[0]["state"] == "delivered"
+    assert len(list((tmp_path / "drop").glob("*.json"))) == 1
+
+
+def test_changed_source_after_handoff_issues_reversal_and_revision(db_engine, tmp_path):
+    store = Store(db_engine)
+    target = FileDropTarget(tmp_path / "drop")
+    data = generate(OCT, 600, 5)
+    r1 = compute_close(data, OCT)
+    _run(store)
+    hand_off(store, target, record_documents(store, r1.batch, str(OCT), "r1").to_deliver, "r1")
+    # A timecard is corrected in the source: one item's hours change.
+    items = data["expenditure_items"].copy()
+    billed = r1.lines[(r1.lines["billed_cents"] > 0) & (r1.lines["source_kind"] == "labor")]
+    item_id = billed["source_id"].iloc[0]
+    items.loc[items["item_id"] == item_id, "quantity_milli"] += 1000
+    r2 = compute_close({**data, "expenditure_items": items}, OCT)
+    _run(store, "r2")
+    plan = record_documents(store, r2.batch, str(OCT), "r2")
+    new = plan.new_documents.set_index("document_key")
+    old_key = r1.batch.line_documents[f"labor:{item_id}"]
+    assert f"CM-REV-{old_key}" in new.index and f"{old_key}-R2" in new.index
+    rev = new.loc[f"CM-REV-{old_key}"]
+    assert rev["net_cents"] == -r1.batch.documents.set_index("document_key").loc[old_key, "net_cents"]
+    hand_off(store, target, plan.to_deliver, "r2")
+    docs = store.documents().set_index("document_key")
+    assert docs.loc[old_key, "status"] == "superseded"
+    # The original file downstream was never edited; a reversal and a revision were added.
+    assert (tmp_path / "drop" / f"{old_key}.json").exists()
+    assert len(list((tmp_path / "drop").glob("*.json"))) == len(r1.batch.documents) + 2
+
+
+def test_dry_run_preview_writes_nothing(db_engine, close_result):
+    store = Store(db_engine)
+    plan = plan_preview(store, close_result.batch, str(OCT))
+    assert len(plan.to_deliver) == len(close_result.batch.documents)
+    assert store.documents().empty
+
+
+def test_holds_set_and_released_are_read_by_the_close(db_engine):
+    store = Store(db_engine)
+    store.set_hold("C00001", "over credit limit", "collections")
+    assert store.active_holds() == {"C00001"}
+    assert store.release_hold("C00001", "collections", "paid") == 1
+    assert store.active_holds() == set()
+
+
+def test_watermarks_keep_the_latest_value_in_utc(db_engine):
+    store = Store(db_engine)
+    assert store.get("salesforce", "Account") is None
+    t1 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+    store.set("salesforce", "Account", t1)
+    store.set("salesforce", "Account", t1.replace(hour=13))
+    assert store.get("salesforce", "Account") == t1.replace(hour=13)
+
+
+def test_unbilled_snapshot_is_replaced_per_period(db_engine, close_result):
+    store = Store(db_engine)
+    _run(store)
+    store.replace_unbilled(str(OCT), "r1", close_result.unbilled)
+    store.replace_unbilled(str(OCT), "r1", close_result.unbilled)
+    snap = store.unbilled(str(OCT))
+    assert len(snap) == len(close_result.unbilled)
+    assert snap["unbilled_cents"].sum() == close_result.unbilled["unbilled_cents"].sum()
+    assert isinstance(snap, pd.DataFrame)
