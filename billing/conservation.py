@@ -59,7 +59,8 @@ def check_conservation(items: pd.DataFrame, lines: pd.DataFrame, batch: Batch,
     contract = lines["contract_id"].fillna("(none)")
     candidate = lines.groupby(contract)["amount_cents"].sum()
     dl = batch.document_lines
-    billed = dl.groupby(dl["contract_id"].fillna("(none)"))["amount_cents"].sum() if len(dl) else pd.Series(dtype="int64")
+    billed = (dl.groupby(dl["contract_id"].fillna("(none)"))["amount_cents"].sum() if len(dl)
+              else pd.Series(dtype="int64"))
     held = unbilled.groupby(unbilled["contract_id"].fillna("(none)"))["unbilled_cents"].sum()
     frame = pd.DataFrame({"candidate": candidate, "billed": billed, "held": held}).fillna(0).astype("int64")
     broken = frame[frame["candidate"] != frame["billed"] + frame["held"]]

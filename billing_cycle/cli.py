@@ -19,7 +19,9 @@ def _prefect_env(verbose: bool) -> None:
     # Offline, the server otherwise logs a telemetry error at every start.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # The CLI reports outcomes itself (a summary, or one line per error); Prefect's own log lines,
+        # tracebacks included, show with --verbose.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
         import logging
 
@@ -35,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("close", help="Run the month-end close for a period.")
     c.add_argument("--period", required=True, help="Month to close, YYYY-MM.")
-    c.add_argument("--source", default="sample",
-                   help="sample | sample:items=N,seed=S | files:PATH (default: the sample company).")
+    c.add_argument("--source", "--sources", dest="source", default="sample",
+                   help="sample | sample:items=N,seed=S | files:PATH | emulated | live (default: sample).")
     c.add_argument("--out", default="out", help="Output folder (default: out).")
     c.add_argument("--store", default=None, help="Store URL (default: SQLite in the output folder).")
     c.add_argument("--dry-run", action="store_true", help="Compute and report; record and hand off nothing.")

@@ -86,7 +86,8 @@ def summary_markdown(s: dict) -> str:
               "|---|" + "---:|" * len(BUCKET_NAMES)]
     for cur, b in sorted(s["unbilled_aging_cents"].items()):
         lines.append(f"| {cur} | " + " | ".join(format_cents(b[x]) for x in BUCKET_NAMES) + " |")
-    lines += ["", "## Not billed by reason", "", "| category | reason | lines | amount | cost |", "|---|---|---:|---:|---:|"]
+    lines += ["", "## Not billed by reason", "", "| category | reason | lines | amount | cost |",
+              "|---|---|---:|---:|---:|"]
     for reason, v in sorted(s["not_billed_by_reason"].items(), key=lambda kv: (kv[1]["category"], kv[0])):
         lines.append(f"| {v['category']} | {reason} | {v['lines']} | {format_cents(v['unbilled_cents'])} | "
                      f"{format_cents(v['cost_cents'])} |")

@@ -37,6 +37,7 @@ EXPENSE_TYPES = ("travel", "lodging", "meals", "materials", "subcontract", "soft
 NAMES = ("Acme", "Borealis", "Cobalt", "Danube", "Everest", "Fjord", "Granite", "Helix", "Iris", "Juniper",
          "Kestrel", "Lumen", "Meridian", "Nimbus", "Orion", "Pioneer", "Quarry", "Rila", "Sierra", "Tundra",
          "Umbra", "Vitosha", "Willow", "Xenon", "Yarrow", "Zenith")
+MILESTONE_NAMES = ("Design", "Build", "Test", "Go-live", "Hypercare")
 SUFFIX = {"BG01": "EOOD", "DE01": "GmbH", "UK01": "Ltd", "US01": "Inc."}
 
 
@@ -244,7 +245,7 @@ class _Generator:
                     elif state == "this_period":
                         done = pd.Timestamp(p.start) + pd.Timedelta(days=int(rng.integers(0, p.days)))
                     ms_rows.append(dict(milestone_id=f"{sid}-M{m}", scope_line_id=sid,
-                                        description=f"Milestone {m}: {['Design', 'Build', 'Test', 'Go-live', 'Hypercare'][m - 1]} accepted",
+                                        description=f"Milestone {m}: {MILESTONE_NAMES[m - 1]} accepted",
                                         amount_cents=amt, completed_date=done))
             if kind != "recurring" and rng.random() < 0.92:
                 markup = int(rng.choice([0, 500, 1000, 1500])) or None

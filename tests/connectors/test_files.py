@@ -49,13 +49,13 @@ def test_unparseable_date_names_file_row_and_column(sample, tmp_path):
 
 
 def test_wrong_type_and_missing_column_are_reported(sample, tmp_path):
-    conn, path = _broken(sample, tmp_path, "rate_card",
+    conn, _ = _broken(sample, tmp_path, "rate_card",
                          lambda df: df.__setitem__("bill_rate_cents", df["bill_rate_cents"].where(df.index != 0,
                                                                                                   "12.5x")))
     with pytest.raises(SchemaError, match=r"row 2, column 'bill_rate_cents': '12.5x' is not a valid whole number"):
         conn.read("rate_card", OCT)
-    conn, path = _broken(sample, tmp_path, "customers", lambda df: df.drop(columns=["currency"], inplace=True))
-    with pytest.raises(SchemaError, match=r"customers.csv, column 'currency': required column is missing"):
+    conn, _ = _broken(sample, tmp_path, "customers", lambda df: df.drop(columns=["currency"], inplace=True))
+    with pytest.raises(SchemaError, match=r"customers\.csv, column 'currency': required column is missing"):
         conn.read("customers", OCT)
 
 
@@ -70,5 +70,5 @@ def test_missing_required_file_is_reported_and_optional_ones_are_empty(sample, t
     write_folder({k: v for k, v in sample.items() if k not in ("projects", "milestones")}, tmp_path)
     conn = FilesConnector(tmp_path)
     assert conn.read("milestones", OCT).empty
-    with pytest.raises(SchemaError, match="projects.csv: required file is missing"):
+    with pytest.raises(SchemaError, match=r"projects\.csv: required file is missing"):
         conn.read("projects", OCT)

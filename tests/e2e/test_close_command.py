@@ -90,3 +90,13 @@ def test_broken_input_file_is_a_one_line_error_naming_the_record(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert "customers.csv, row 4, column 'payment_terms_days': 'thirty' is not a valid whole number" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_emulated_sources_close_equals_the_embedded_close_to_the_cent(closed, tmp_path):
+    _, embedded, _ = closed
+    r = run("close", "--period", "2026-10", "--sources", "emulated", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    emulated = json.loads(r.stdout)
+    assert emulated["documents"] == embedded["documents"]
+    assert emulated["conservation"] == embedded["conservation"]
+    assert emulated["unbilled_aging_cents"] == embedded["unbilled_aging_cents"]
