@@ -24,8 +24,6 @@ from billing.periods import Period
 from billing.reasons import PRECEDENCE, RANK
 from billing.schema import empty_frame
 
-NO_REASON = pd.NA
-
 
 def compute_billing_lines(data: Mapping[str, pd.DataFrame], period: Period,
                           quarantine: Mapping[str, set[str]] | None = None,

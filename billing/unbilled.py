@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from billing.money import div_round_half_up
 from billing.periods import Period
 from billing.reasons import BY_CODE
 
@@ -44,7 +45,6 @@ def unbilled_items(lines: pd.DataFrame, period: Period) -> pd.DataFrame:
 
 
 def _share(cost: int, part: int, whole: int) -> int:
-    from billing.money import div_round_half_up
     sign = -1 if (whole < 0) else 1
     return div_round_half_up(cost * part * sign, abs(whole))
 
