@@ -1,0 +1,1 @@
+"""Hand-off targets and the documents a billing team sends (AR interface, UBL, batch files, webhook)."""

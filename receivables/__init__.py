@@ -1,0 +1,1 @@
+"""Receivables: pure rules for collections, cash application and provisions (no Prefect, no I/O)."""
