@@ -9,7 +9,8 @@ Documents:
 - cost_transfer: each transfer of cost between projects, recorded as its own document for project
   accounting (no receivable).
 
-Keys are deterministic: ``{INV|CM|CT}-{period}-{customer}-{group}-{currency}``; the same inputs give
+Keys are deterministic: ``{INV|CM|CT}-{period}-{customer}-{group}-{currency}`` (group: the contract,
+the project, or ``ALL-{business unit}`` when consolidated); the same inputs give
 the same keys and the same content hash, which is what makes a re-run hand off nothing new.
 
 Tax is computed per document and rate on the document's net total, rounded half away from zero
@@ -58,10 +59,15 @@ def build_batch(lines: pd.DataFrame, customers: pd.DataFrame, contracts: pd.Data
     grouping = billed["customer_id"].map(cust["invoice_grouping"])
     project_or_contract = billed["project_id"].fillna(billed["contract_id"] + "-contract")
     billed["grouping"] = grouping
+    # A document never spans business units (each operating unit issues its own receivables, as in
+    # Oracle AR): per-contract and per-project keys are already unit-specific; "consolidated" means
+    # all of the customer's lines within one unit.
     billed["group_key"] = np.select(
         [grouping == "per_contract", grouping == "per_project"],
         [billed["contract_id"].astype("object"), project_or_contract.astype("object")],
-        default="ALL")
+        default=None)
+    consolidated = billed["group_key"].isna()
+    billed.loc[consolidated, "group_key"] = "ALL-" + billed.loc[consolidated, "business_unit"].astype("object")
     credit = billed["credits_prior_billing"].to_numpy(dtype=bool)
     billed["document_type"] = np.where(credit, "credit_memo", "invoice")
     keys = ["document_type", "customer_id", "currency", "grouping", "group_key"]

@@ -18,6 +18,18 @@ import pandas as pd
 from billing.money import cents_to_decimal
 
 
+class DeliveryRejected(ValueError):
+    """A target refuses one document for its data (a missing endpoint id, a currency it does not take).
+
+    Permanent for that document: retrying cannot help, so the document stays pending with this
+    message and the hand-off goes on with the others.
+    """
+
+    def __init__(self, document_key: str, target: str, field: str, message: str):
+        self.document_key, self.target, self.field, self.message = document_key, target, field, message
+        super().__init__(f"{target} refused {document_key}: {field}: {message}")
+
+
 class HandoffTarget(Protocol):
     name: str
 

@@ -71,12 +71,15 @@ class Store:
             return pd.DataFrame(c.execute(q).mappings().all(), columns=[x.name for x in t.close_runs.columns])
 
     # -- documents --------------------------------------------------------------------------------
-    def documents(self, period: str | None = None, status: str | None = None) -> pd.DataFrame:
-        q = select(t.documents).order_by(t.documents.c.document_key)
+    def documents(self, period: str | None = None, status: str | None = None,
+                  business_units: Iterable[str] | None = None) -> pd.DataFrame:
+        q = select(t.documents).order_by(t.documents.c.period, t.documents.c.document_key)
         if period:
             q = q.where(t.documents.c.period == period)
         if status:
             q = q.where(t.documents.c.status == status)
+        if business_units is not None:
+            q = q.where(t.documents.c.business_unit.in_(list(business_units)))
         with self.engine.connect() as c:
             return pd.DataFrame(c.execute(q).mappings().all(), columns=[x.name for x in t.documents.columns])
 
@@ -112,6 +115,20 @@ class Store:
             for chunk in _chunks(keys, 500):
                 c.execute(update(t.documents).where(t.documents.c.document_key.in_(chunk)).values(
                     status=status, updated_at=_now()))
+
+    def mark_pending_approval(self, reasons: dict[str, str]) -> None:
+        """Documents that wait for a person, with why; approved or rejected ones are left as decided."""
+        with self.engine.begin() as c:
+            for key, why in reasons.items():
+                c.execute(update(t.documents).where(
+                    t.documents.c.document_key == key,
+                    t.documents.c.status.in_(["prepared", "pending_approval"])).values(
+                    status="pending_approval", approval_reasons=why, updated_at=_now()))
+
+    def set_handoff_error(self, document_key: str, error: str | None) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(t.documents).where(t.documents.c.document_key == document_key).values(
+                handoff_error=error, updated_at=_now()))
 
     # -- hand-off: exactly once per (target, idempotency key) --------------------------------------
     def handoff_state(self, target: str, idempotency_key: str) -> dict | None:

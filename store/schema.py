@@ -69,6 +69,8 @@ documents = Table(
     Column("status", String(20), nullable=False),
     Column("supersedes_key", String(200)),
     Column("reverses_key", String(200)),  # a credit memo that reverses a handed-off document
+    Column("approval_reasons", Text),  # why it waits for a person (billing.approvals), '' or null if not
+    Column("handoff_error", Text),  # the last refusal by a target (the document stays pending)
     Column("run_id", String(64), ForeignKey("close_runs.run_id"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -113,7 +115,8 @@ approvals = Table(
     Column("approval_id", Integer, primary_key=True, autoincrement=True),
     Column("document_key", String(200), ForeignKey("documents.document_key"), nullable=False),
     Column("run_id", String(64)),
-    Column("decision", String(20), nullable=False),  # approved, rejected, escalated
+    # approved, rejected, escalated (overdue), refused (a self-approval or unnamed approver, not applied)
+    Column("decision", String(20), nullable=False),
     Column("preparer", String(100)),
     Column("approver", String(100)),
     Column("comment", Text),

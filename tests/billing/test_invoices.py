@@ -30,7 +30,7 @@ def test_per_project_grouping_makes_one_invoice_per_project():
 def test_consolidated_grouping_makes_one_invoice_with_tax_on_the_total():
     b, _ = batch_of(two_projects("consolidated"))
     d = b.documents.iloc[0]
-    assert d["document_key"] == "INV-2026-10-C1-ALL-EUR"
+    assert d["document_key"] == "INV-2026-10-C1-ALL-DE01-EUR"
     # net 1,083.30; 19% = 205.827 -> 205.83; gross 1,289.13
     assert (d["net_cents"], d["tax_cents"], d["gross_cents"]) == (108_330, 20_583, 128_913)
     assert d["due_date"] == D("2026-12-15") and d["issue_date"] == D("2026-10-31")  # 31 Oct + 45 days

@@ -41,12 +41,12 @@ def test_rerun_with_same_content_hands_off_nothing_new(db_engine, close_result, 
     target = FileDropTarget(tmp_path / "drop")
     _run(store)
     plan = record_documents(store, close_result.batch, str(OCT), "r1")
-    first = hand_off(store, target, plan.to_deliver, "r1")
+    first = hand_off(store, target, plan.to_deliver, "r1").delivered
     assert len(first) == len(close_result.batch.documents)
     _run(store, "r2")
     plan2 = record_documents(store, close_result.batch, str(OCT), "r2")
     assert plan2.nothing_new and len(plan2.unchanged) == len(first)
-    assert hand_off(store, target, plan2.to_deliver, "r2") == []
+    assert hand_off(store, target, plan2.to_deliver, "r2").delivered == []
     assert len(list((tmp_path / "drop").glob("*.json"))) == len(first)
 
 
@@ -61,7 +61,7 @@ def test_crash_between_delivery_and_record_does_not_deliver_twice(db_engine, clo
     # Simulate the crash: intent recorded and file delivered, completion never recorded.
     store.begin_handoff(key, target.name, ikey, "r1")
     target.deliver({**doc.to_dict(), "document_key": key}, store.document_lines(key), ikey)
-    delivered = hand_off(store, target, [key], "r2")
+    delivered = hand_off(store, target, [key], "r2").delivered
     assert delivered == [key]
     h = store.handoffs()
     assert len(h) == 1 and h.iloc[0]["attempts"] == 2 and h.iloc[0]["state"] == "delivered"
