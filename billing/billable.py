@@ -384,11 +384,16 @@ def _apply_holds(lines: pd.DataFrame, ref: _Ref, period: Period) -> pd.DataFrame
     first(bad_currency.to_numpy(dtype=bool) & cid.notna().to_numpy(), "invalid_currency")
     first(lines["customer_id"].isna().to_numpy(), "out_of_scope")
     # Re-rank item reasons that precede the contract-level ones (missing rate, scope...) before term.
-    start = cid.map(c["start_date"])
-    end = cid.map(c["end_date"])
+    # reindex, not map: with no contract matched at all (a partition of orphan items) map() fails on
+    # datetimes; reindex keeps the dtype and gives NaT.
+    def dates_of(keys: pd.Series, values: pd.Series) -> pd.Series:
+        return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index)
+
+    start = dates_of(cid, c["start_date"])
+    end = dates_of(cid, c["end_date"])
     scope = ref.scope.set_index("scope_line_id")
-    s_start = lines["scope_line_id"].map(scope["start_date"]).fillna(start)
-    s_end = lines["scope_line_id"].map(scope["end_date"]).fillna(end)
+    s_start = dates_of(lines["scope_line_id"], scope["start_date"]).fillna(start)
+    s_end = dates_of(lines["scope_line_id"], scope["end_date"]).fillna(end)
     d = lines["service_date"]
     outside = ((d < start) | (d > end) | (d < s_start) | (d > s_end)).fillna(False).to_numpy(dtype=bool)
     first(outside & ~exempt, "outside_contract_term")
