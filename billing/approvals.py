@@ -73,3 +73,26 @@ def approval_reasons(documents: pd.DataFrame, threshold_cents: Mapping[str, int]
         docs["document_type"] != "cost_transfer")
     joined = reasons.apply(lambda r: ", ".join(name for name in APPROVAL_REASONS if r[name]), axis=1)
     return joined.rename("approval_reasons")
+
+
+def customers_of_rows(rows_by_dataset: Mapping[str, pd.DataFrame], data: Mapping[str, pd.DataFrame]) -> set[str]:
+    """The customers that flagged rows belong to (through contract, project or scope line)."""
+    contract_customer = data["contracts"].drop_duplicates("contract_id").set_index("contract_id")["customer_id"]
+    project_contract = data["projects"].drop_duplicates("project_id").set_index("project_id")["contract_id"]
+    scope_contract = data["scope_lines"].drop_duplicates("scope_line_id").set_index("scope_line_id")["contract_id"]
+    found: set[str] = set()
+    for rows in rows_by_dataset.values():
+        if rows.empty:
+            continue
+        if "customer_id" in rows:
+            customers = rows["customer_id"]
+        elif "contract_id" in rows:
+            customers = rows["contract_id"].map(contract_customer)
+        elif "project_id" in rows:
+            customers = rows["project_id"].map(project_contract).map(contract_customer)
+        elif "scope_line_id" in rows:
+            customers = rows["scope_line_id"].map(scope_contract).map(contract_customer)
+        else:
+            continue
+        found |= set(customers.dropna().astype(str))
+    return found

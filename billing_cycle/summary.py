@@ -60,6 +60,11 @@ def summary_text(s: dict) -> str:
     if v:
         out.append(f"Data quality: {v.get('quarantined_records', 0)} records quarantined, "
                    f"{v.get('warnings', 0)} warning expectations failed, {v.get('blocking', 0)} blocking")
+        for rule, f in (v.get("seeded_faults") or {}).items():
+            rate = f["seeded"] / f["records"] if f["records"] else 0
+            verdict = "all caught" if f["caught"] == f["seeded"] else f"{f['seeded'] - f['caught']} MISSED"
+            out.append(f"  seeded faults ({rule}): {f['seeded']} of {f['records']} {f['dataset']} "
+                       f"({rate:.2%}, seeded rate {f['seeded_rate']:.2%}), {f['caught']} caught: {verdict}")
     h = s.get("handoff") or {}
     if h:
         if h.get("dry_run"):
@@ -70,6 +75,19 @@ def summary_text(s: dict) -> str:
         else:
             out.append(f"Hand-off: {h['delivered']} documents handed off ({h.get('revisions', 0)} revisions, "
                        f"{h.get('reversals', 0)} reversing credit memos); {h.get('unchanged', 0)} unchanged.")
+    a = s.get("approvals") or {}
+    if a:
+        decided = (f"; {a['approved']} approved and {a['rejected']} rejected by {a['approver']}"
+                   if a.get("approver") else "")
+        escalated = "; approval overdue, escalated" if a.get("escalated") else ""
+        out.append(f"Approvals: {a['pending']} documents wait for approval{decided}{escalated}."
+                   + ("  List and decide: billing-cycle approve" if a["pending"] else ""))
+    refused = s.get("refused_by_targets") or {}
+    for why in list(refused.values())[:20]:
+        out.append(f"Refused by a target, stays pending: {why}")
+    units = s.get("business_units") or {}
+    if units:
+        out.append("Business units: " + ", ".join(f"{u} {st}" for u, st in sorted(units.items())))
     if s.get("output_dir"):
         out.append(f"Files: {s['output_dir']}")
     return "\n".join(out)
@@ -91,6 +109,17 @@ def summary_markdown(s: dict) -> str:
     for reason, v in sorted(s["not_billed_by_reason"].items(), key=lambda kv: (kv[1]["category"], kv[0])):
         lines.append(f"| {v['category']} | {reason} | {v['lines']} | {format_cents(v['unbilled_cents'])} | "
                      f"{format_cents(v['cost_cents'])} |")
+    a = s.get("approvals") or {}
+    if a:
+        lines += ["", f"**Approvals**: {a['pending']} pending"
+                  + (f", {a['approved']} approved and {a['rejected']} rejected by {a['approver']}"
+                     if a.get("approver") else "") + (", overdue and escalated" if a.get("escalated") else "") + "."]
+    for rule, f in ((s.get("validation") or {}).get("seeded_faults") or {}).items():
+        lines += ["", f"**Seeded faults** ({rule}): {f['seeded']} seeded in {f['records']} {f['dataset']} "
+                  f"(seeded rate {f['seeded_rate']:.2%}), {f['caught']} caught."]
+    units = s.get("business_units") or {}
+    if units:
+        lines += ["", "**Business units**: " + ", ".join(f"{u} {st}" for u, st in sorted(units.items()))]
     c = s["conservation"]
     lines += ["", f"**Conservation**: {'balanced' if c['balanced'] else 'BROKEN'} — candidate "
               f"{format_cents(c['candidate_cents'])} = billed {format_cents(c['billed_cents'])} + not billed "

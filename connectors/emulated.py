@@ -25,8 +25,9 @@ from connectors.sample_company import generate
 class EmulatedSystems:
     """Starts the stand-ins on the first read of a period; delegates each dataset to its connector."""
 
-    def __init__(self, n_items: int = 10_000, seed: int = 20261):
+    def __init__(self, n_items: int = 10_000, seed: int = 20261, replica=None, full: bool = False):
         self.n_items, self.seed = n_items, seed
+        self.replica, self.full = replica, full  # incremental Salesforce pulls into the store
         self.name = f"emulated:items={n_items},seed={seed}"
         self._period: str | None = None
         self._by_dataset: dict = {}
@@ -52,7 +53,7 @@ class EmulatedSystems:
         tracker = root / "tracker"
         tracker.mkdir()
         write_tracker_csv(data["tracker_additions"], tracker / f"billing-tracker-{period}.csv")
-        sf = SalesforceConnector(self._handle.settings())
+        sf = SalesforceConnector(self._handle.settings(), replica=self.replica, full=self.full)
         ora = OracleConnector(engine=engine)
         trk = TrackerConnector(tracker)
         self._by_dataset = {**dict.fromkeys(sf.datasets, sf), **dict.fromkeys(ora.datasets, ora),

@@ -6,7 +6,13 @@ A source spec is a short string, so it fits a CLI flag, a flow parameter and pre
 - ``emulated`` or ``emulated:items=N,seed=S`` — the real Salesforce, Oracle and tracker connectors
   over local stand-ins serving the sample company (see connectors/emulated.py);
 - ``live`` — Salesforce, Oracle and tracker connectors configured from SALESFORCE_*, ORACLE_* and
-  BILLING_TRACKER_PATH (read when the run starts, never at import).
+  BILLING_TRACKER_PATH (read when the run starts, never at import);
+- ``live:salesforce=BLOCK,oracle=BLOCK,tracker=PATH`` — the same, with credentials from saved Prefect
+  blocks (connectors/blocks.py) chosen by name for this run.
+
+Options for ``emulated`` and ``live``: ``incremental=1`` pulls Salesforce by SystemModstamp into the
+store's replica (the store is the watermark keeper); ``full=1`` with it re-pulls everything (a
+backfill that also drops records deleted in Salesforce).
 """
 
 from __future__ import annotations
@@ -49,8 +55,28 @@ def _kv(text: str) -> dict[str, str]:
     return out
 
 
-def build_sources(spec: str = "sample") -> Sources:
-    """Connectors for a source spec; raises PermanentSourceError for an unknown or bad spec."""
+def _replica(opts: dict[str, str], replica):
+    if opts.get("incremental") != "1":
+        return None
+    if replica is None:
+        raise PermanentSourceError("incremental=1 needs the project's store (the flow passes it)")
+    return replica
+
+
+def _load_block(cls, name: str | None, what: str):
+    if not name:
+        raise PermanentSourceError(f"live source with blocks needs {what}=<block name>")
+    try:
+        return cls.load(name)
+    except ValueError as exc:
+        raise PermanentSourceError(f"no {cls.get_block_type_name()} block named {name!r}: {exc}") from None
+
+
+def build_sources(spec: str = "sample", replica=None) -> Sources:
+    """Connectors for a source spec; raises PermanentSourceError for an unknown or bad spec.
+
+    ``replica``: the project's store, for incremental Salesforce pulls (``incremental=1``).
+    """
     kind, _, rest = spec.partition(":")
     if kind == "sample":
         opts = _kv(rest)
@@ -69,7 +95,8 @@ def build_sources(spec: str = "sample") -> Sources:
         from connectors.emulated import EmulatedSystems
 
         opts = _kv(rest)
-        conn = EmulatedSystems(n_items=int(opts.get("items", DEMO_ITEMS)), seed=int(opts.get("seed", 20261)))
+        conn = EmulatedSystems(n_items=int(opts.get("items", DEMO_ITEMS)), seed=int(opts.get("seed", 20261)),
+                               replica=_replica(opts, replica), full=opts.get("full") == "1")
         return Sources(dict.fromkeys(col.INPUT_DATASETS, conn))
     if kind == "live":
         import os
@@ -78,11 +105,19 @@ def build_sources(spec: str = "sample") -> Sources:
         from connectors.salesforce import SalesforceConnector, SalesforceSettings
         from connectors.tracker import TrackerConnector
 
-        sf = SalesforceConnector(SalesforceSettings.from_env())
-        ora = OracleConnector(OracleSettings.from_env())
-        tracker_path = os.environ.get("BILLING_TRACKER_PATH")
+        opts = _kv(rest)
+        if "salesforce" in opts or "oracle" in opts:
+            from connectors.blocks import OracleCredentials, SalesforceCredentials
+
+            sf_settings = _load_block(SalesforceCredentials, opts.get("salesforce"), "salesforce").settings()
+            ora_settings = _load_block(OracleCredentials, opts.get("oracle"), "oracle").settings()
+        else:
+            sf_settings, ora_settings = SalesforceSettings.from_env(), OracleSettings.from_env()
+        sf = SalesforceConnector(sf_settings, replica=_replica(opts, replica), full=opts.get("full") == "1")
+        ora = OracleConnector(ora_settings)
+        tracker_path = opts.get("tracker") or os.environ.get("BILLING_TRACKER_PATH")
         if not tracker_path:
-            raise PermanentSourceError("live source needs BILLING_TRACKER_PATH (a tracker file or folder)")
+            raise PermanentSourceError("live source needs a tracker: tracker=PATH or BILLING_TRACKER_PATH")
         trk = TrackerConnector(tracker_path)
         by = {**dict.fromkeys(sf.datasets, sf), **dict.fromkeys(ora.datasets, ora),
               **dict.fromkeys(trk.datasets, trk)}

@@ -217,6 +217,15 @@ class WatermarkStore(Protocol):
     def set(self, source: str, sobject: str, value: datetime) -> None: ...
 
 
+class ReplicaStore(WatermarkStore, Protocol):
+    """Watermarks plus the latest copy of each record (`store.Store` implements it)."""
+
+    def apply_changes(self, source: str, sobject: str, records: list[dict], modstamps: list[datetime],
+                      ids: list[str], watermark: datetime | None, replace_all: bool = False) -> None: ...
+
+    def replica(self, source: str, sobject: str) -> list[dict]: ...
+
+
 class InMemoryWatermarks:
     """A WatermarkStore for tests and single runs; the close backs the protocol with its SQL store."""
 
@@ -273,7 +282,12 @@ class SalesforceConnector:
         settings: the org and credentials (`SalesforceSettings`).
         watermarks: where `read_changed` keeps each object's newest SystemModstamp (default: in memory).
         full: if True, `read_changed` ignores stored watermarks and pulls everything (a backfill), then
-            stores the new watermark.
+            stores the new watermark; with a replica, the object's replica is replaced.
+        replica: a store that keeps the latest copy of every record (`store.Store`). Given, `read`
+            pulls only what changed since the object's watermark, upserts it into the replica and
+            moves the watermark in one transaction, then returns the whole object from the replica.
+            Deletions in Salesforce are not seen by SystemModstamp: a periodic full pull
+            (``full=True``) removes them.
         mapping: canonical dataset -> `SObjectMapping`; defaults to `MAPPING`.
         sleep: how to wait between retries (tests pass a no-op).
     """
@@ -283,9 +297,12 @@ class SalesforceConnector:
 
     def __init__(self, settings: SalesforceSettings, watermarks: WatermarkStore | None = None,
                  full: bool = False, mapping: Mapping[str, SObjectMapping] | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, replica: ReplicaStore | None = None):
         self.settings = settings
-        self.watermarks: WatermarkStore = watermarks if watermarks is not None else InMemoryWatermarks()
+        self.replica = replica
+        if watermarks is None:
+            watermarks = replica if replica is not None else InMemoryWatermarks()
+        self.watermarks: WatermarkStore = watermarks
         self.full = full
         self.mapping = dict(mapping or MAPPING)
         self.datasets = tuple(self.mapping)
@@ -300,10 +317,43 @@ class SalesforceConnector:
 
     # -- public ------------------------------------------------------------------------------------
     def read(self, dataset: str, period: Period | None = None) -> pd.DataFrame:
-        """The dataset's current rows (a full pull). Reference data, so `period` does not filter."""
+        """The dataset's current rows. Reference data, so `period` does not filter.
+
+        Without a replica, a full pull; with one, an incremental pull into the replica (see `sync`).
+        """
         m = self._mapping(dataset)
+        if self.replica is not None:
+            return self.sync(dataset)
         raw = self._pull(dataset, m, since=None)
         return self._canonical(dataset, m, raw)
+
+    def sync(self, dataset: str) -> pd.DataFrame:
+        """Pull what changed since the watermark into the replica, then return the whole object.
+
+        The changed records and the new watermark are written in one transaction: a crash before it
+        leaves both as they were (the next pull asks again), after it both have moved.
+        """
+        if self.replica is None:
+            raise ValueError("sync needs a replica store")
+        m = self._mapping(dataset)
+        since = None if self.full else self.replica.get(self.name, m.sobject)
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        overlap = timedelta(seconds=self.settings.incremental_overlap_seconds)
+        raw = self._pull(dataset, m, since=None if since is None else since - overlap)
+        self._canonical(dataset, m, raw)  # refuse a bad change before it reaches the replica
+        stamps = pd.to_datetime(raw[SYSTEM_MODSTAMP], utc=True, format="ISO8601")
+        newest = stamps.max().to_pydatetime() if len(raw) else None
+        records = raw.astype(object).where(raw.notna(), None).to_dict("records")
+        self.replica.apply_changes(self.name, m.sobject, records, [t.to_pydatetime() for t in stamps],
+                                   raw[ID].astype(str).tolist(),
+                                   newest if newest is not None and (since is None or newest > since) else None,
+                                   replace_all=since is None)
+        log.info("Salesforce %s: %d changed rows since %s into the replica", m.sobject, len(raw),
+                 since.isoformat() if since else "the beginning (full pull)")
+        whole = self.replica.replica(self.name, m.sobject)
+        frame = pd.DataFrame.from_records(whole, columns=m.sf_fields()) if whole else raw.iloc[0:0]
+        return self._canonical(dataset, m, frame)
 
     def read_changed(self, dataset: str) -> pd.DataFrame:
         """Rows changed since the stored watermark (all rows the first time), then advance the watermark.

@@ -6,7 +6,7 @@ import pandas as pd
 
 from billing import columns as col
 from billing.periods import Period
-from connectors.sample_company import generate
+from connectors.sample_company import FaultRates, generate
 
 
 class SampleCompanyConnector:
@@ -25,3 +25,14 @@ class SampleCompanyConnector:
         if key not in self._cache:
             self._cache = {key: generate(period, self.n_items, self.seed)}
         return self._cache[key][dataset]
+
+    def seeded_faults(self, period: Period) -> dict[str, dict]:
+        """The data-quality faults the generator seeded, by the expectation that must catch them.
+
+        Duplicates are the generator's copies of an earlier item under a new id ending in "D"
+        (connectors/sample_company.py); `not_a_repeat_entry` must quarantine every one of them.
+        """
+        items = self.read("expenditure_items", period)
+        dup = set(items.loc[items["item_id"].str.endswith("D"), "item_id"])
+        return {"not_a_repeat_entry": {"dataset": "expenditure_items", "seeded_rate": FaultRates().duplicate,
+                                       "records": len(items), "keys": dup}}

@@ -248,12 +248,45 @@ class Store:
 
     def set(self, source: str, sobject: str, value: datetime) -> None:
         with self.engine.begin() as c:
-            n = c.execute(update(t.watermarks).where(t.watermarks.c.source == source,
-                                                     t.watermarks.c.object_name == sobject).values(
-                value=value, updated_at=_now())).rowcount
-            if not n:
-                c.execute(insert(t.watermarks).values(source=source, object_name=sobject, value=value,
-                                                      updated_at=_now()))
+            self._set_watermark(c, source, sobject, value)
+
+    @staticmethod
+    def _set_watermark(c, source: str, sobject: str, value: datetime) -> None:
+        n = c.execute(update(t.watermarks).where(t.watermarks.c.source == source,
+                                                 t.watermarks.c.object_name == sobject).values(
+            value=value, updated_at=_now())).rowcount
+        if not n:
+            c.execute(insert(t.watermarks).values(source=source, object_name=sobject, value=value,
+                                                  updated_at=_now()))
+
+    # -- source replica: incremental pulls kept with their watermark ------------------------------
+    def apply_changes(self, source: str, sobject: str, records: list[dict], modstamps: list[datetime],
+                      ids: list[str], watermark: datetime | None, replace_all: bool = False) -> None:
+        """Upsert changed records and move the watermark, in one transaction.
+
+        ``replace_all``: the records are the whole object (a full pull): drop what is not among them.
+        """
+        with self.engine.begin() as c:
+            if replace_all:
+                c.execute(delete(t.source_replica).where(t.source_replica.c.source == source,
+                                                         t.source_replica.c.object_name == sobject))
+            for chunk in _chunks(list(zip(ids, modstamps, records, strict=True)), 500):
+                keys = [r[0] for r in chunk]
+                c.execute(delete(t.source_replica).where(
+                    t.source_replica.c.source == source, t.source_replica.c.object_name == sobject,
+                    t.source_replica.c.record_id.in_(keys)))
+                c.execute(insert(t.source_replica), [
+                    {"source": source, "object_name": sobject, "record_id": rid, "modstamp": ms,
+                     "payload_json": json.dumps(rec, default=str)} for rid, ms, rec in chunk])
+            if watermark is not None:
+                self._set_watermark(c, source, sobject, watermark)
+
+    def replica(self, source: str, sobject: str) -> list[dict]:
+        q = select(t.source_replica.c.payload_json).where(
+            t.source_replica.c.source == source, t.source_replica.c.object_name == sobject).order_by(
+            t.source_replica.c.record_id)
+        with self.engine.connect() as c:
+            return [json.loads(r) for r in c.execute(q).scalars()]
 
 
 def _chunks(seq: list, n: int):

@@ -178,3 +178,15 @@ watermarks = Table(
     Column("value", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# The latest copy of each record pulled incrementally from a source (Salesforce by SystemModstamp):
+# a pull upserts the changed records and moves the watermark in one transaction, so the two never
+# disagree, and the close reads the whole object from here.
+source_replica = Table(
+    "source_replica", metadata,
+    Column("source", String(100), primary_key=True),
+    Column("object_name", String(100), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    Column("modstamp", DateTime(timezone=True), nullable=False),
+    Column("payload_json", Text, nullable=False),
+)

@@ -6,7 +6,9 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
+from billing.approvals import approval_reasons
 from billing.close import CloseResult
 from billing.handoff_plan import HandoffPlan
 from billing_cycle import handoff as ho
@@ -16,16 +18,28 @@ from connectors.targets import HandoffTarget
 from store import Store
 
 
-@task(cache_policy=NO_CACHE)
-def record_documents(store: Store, result: CloseResult, run_id: str) -> HandoffPlan:
-    """Record the batch's new documents and revisions in the store."""
-    return ho.record_documents(store, result.batch, str(result.period), run_id)
+@task(cache_policy=NO_CACHE, task_run_name="record-{unit}")
+def record_unit(store: Store, unit: str, result: CloseResult, run_id: str,
+                threshold_cents: dict[str, int] | None, warning_customers: set[str]) -> HandoffPlan:
+    """Record a unit's new documents and revisions; mark those that wait for a person."""
+    plan = ho.record_documents(store, result.batch, str(result.period), run_id, business_units=[unit])
+    docs = store.documents(period=str(result.period), business_units=[unit])
+    undecided = docs[docs["document_key"].isin(plan.to_deliver) & docs["status"].isin(["prepared", "pending_approval"])]
+    reasons = approval_reasons(undecided, threshold_cents, warning_customers)
+    store.mark_pending_approval({k: r for k, r in reasons.items() if r})
+    return plan
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NO_CACHE)
-def deliver_documents(store: Store, target: HandoffTarget, keys: list[str], run_id: str) -> list[str]:
-    """Hand each document off exactly once."""
-    return ho.hand_off(store, target, keys, run_id)
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5), retry_jitter_factor=0.5,
+      timeout_seconds=1800, cache_policy=NO_CACHE, task_run_name="hand-off-{label}")
+def deliver_documents(store: Store, targets: list[HandoffTarget], keys: list[str], run_id: str,
+                      label: str = "all") -> ho.HandoffOutcome:
+    """Hand each approved or approval-free document off exactly once to every target.
+
+    A retry (or a re-run) skips what is already recorded as delivered and re-sends what was started
+    but not recorded under the same idempotency key, which the targets ignore.
+    """
+    return ho.hand_off(store, targets, keys, run_id)
 
 
 @task(cache_policy=NO_CACHE)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from billing.approvals import SegregationOfDutiesError, approval_reasons, check_segregation
+from billing.approvals import SegregationOfDutiesError, approval_reasons, check_segregation, customers_of_rows
 
 
 def _docs():
@@ -50,3 +50,18 @@ def test_approval_needs_a_name():
 
 def test_another_person_may_approve_and_is_recorded_as_typed():
     assert check_segregation("maria", "  Ivan   Georgiev ") == "Ivan Georgiev"
+
+
+def test_flagged_rows_are_traced_to_their_customers():
+    data = {
+        "contracts": pd.DataFrame({"contract_id": ["K1", "K2"], "customer_id": ["C1", "C2"]}),
+        "projects": pd.DataFrame({"project_id": ["P1", "P2"], "contract_id": ["K1", "K2"]}),
+        "scope_lines": pd.DataFrame({"scope_line_id": ["S2"], "contract_id": ["K2"]}),
+    }
+    flagged = {
+        "expenditure_items": pd.DataFrame({"item_id": ["I1"], "project_id": ["P1"]}),
+        "milestones": pd.DataFrame({"milestone_id": ["M1"], "scope_line_id": ["S2"]}),
+        "customers": pd.DataFrame({"customer_id": ["C9"]}),
+        "rate_card": pd.DataFrame({"contract_id": ["K-UNKNOWN"]}),  # no customer: not guessed
+    }
+    assert customers_of_rows(flagged, data) == {"C1", "C2", "C9"}
