@@ -71,7 +71,7 @@ def send_alert(settings: AlertSettings, subject: str, body: str) -> dict[str, st
             outcome["webhook"] = f"{type(exc).__name__}: {exc}"
             log.error("alert webhook via block %r failed: %s", settings.webhook_block, exc)
     if not outcome:
-        log.warning("alert not sent (no alert channel configured): %s", subject)
+        log.info("alert not sent (no alert channel configured): %s", subject)
     return outcome
 
 

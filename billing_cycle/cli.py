@@ -26,6 +26,9 @@ def _prefect_env(verbose: bool) -> None:
         # The CLI reports outcomes itself (a summary, or one line per error); Prefect's own log lines,
         # tracebacks included, show with --verbose.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+        # The embedded API server logs its own shutdown noise (a session dropped when the close stops
+        # early on bad input) to the same terminal.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
         import logging
 
@@ -54,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--approvals", choices=["defer", "ui"], default="defer",
                    help="defer: leave documents pending for `billing-cycle approve` (default); ui: pause for "
                    "approval in the Prefect UI (needs a Prefect server).")
+    c.add_argument("--targets", default="ubl,ar_interface,file_drop,files",
+                   help="Hand-off targets in order (default: ubl,ar_interface,file_drop,files; also "
+                   "webhook:URL, ar_interface:URL). See docs/DELIVERY.md.")
     c.add_argument("--json", action="store_true", help="Print the summary as JSON.")
     c.add_argument("-v", "--verbose", action="store_true", help="Show Prefect's logs.")
     a = sub.add_parser("approve", help="List documents waiting for approval, or approve / reject them.")
@@ -70,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--format", choices=["csv", "parquet"], default="csv")
     sub.add_parser("schema", help="Print the canonical schema as Markdown.")
+    from billing_cycle import cash_cli
+
+    cash_cli.add_parser(sub)
     return p
 
 
@@ -92,7 +101,8 @@ def _close(args) -> int:
     try:
         params = CloseParameters(period=args.period, source=args.source, output_dir=args.out, store_url=args.store,
                                  dry_run=args.dry_run, preparer=args.preparer, business_units=args.business_units,
-                                 approval_threshold=args.approval_threshold, approvals=args.approvals)
+                                 approval_threshold=args.approval_threshold, approvals=args.approvals,
+                                 targets=args.targets)
     except ValueError as exc:
         raise UserError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     try:
@@ -163,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             return _close(args)
         if args.command == "sample":
             return _sample(args)
+        if args.command == "cash-apply":
+            from billing_cycle import cash_cli
+
+            return cash_cli.run(args)
         if args.command == "approve":
             return _approve(args)
         if args.command == "schema":

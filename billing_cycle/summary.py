@@ -83,8 +83,11 @@ def summary_text(s: dict) -> str:
         out.append(f"Approvals: {a['pending']} documents wait for approval{decided}{escalated}."
                    + ("  List and decide: billing-cycle approve" if a["pending"] else ""))
     refused = s.get("refused_by_targets") or {}
-    for why in list(refused.values())[:20]:
-        out.append(f"Refused by a target, stays pending: {why}")
+    if refused:
+        out.append(f"Refused by a target ({len(refused)} documents stay pending; fix the data and run again):")
+        out += [f"  {why}" for why in list(refused.values())[:5]]
+        if len(refused) > 5:
+            out.append(f"  ... and {len(refused) - 5} more (see the store's documents.handoff_error)")
     units = s.get("business_units") or {}
     if units:
         out.append("Business units: " + ", ".join(f"{u} {st}" for u, st in sorted(units.items())))

@@ -294,6 +294,9 @@ class SalesforceConnector:
 
     name = "salesforce"
     datasets: tuple[str, ...] = ("customers", "contracts", "scope_lines", "rate_card")
+    # The Prefect global concurrency limit extract tasks hold while pulling (tasks/extract.py):
+    # `prefect gcl create salesforce-api --limit 5`.
+    api_concurrency_limit = "salesforce-api"
 
     def __init__(self, settings: SalesforceSettings, watermarks: WatermarkStore | None = None,
                  full: bool = False, mapping: Mapping[str, SObjectMapping] | None = None,

@@ -25,7 +25,7 @@ from billing_cycle.alerts import AlertSettings, send_alert
 from billing_cycle.handoff import DELIVERABLE, handoff_summary, plan_preview
 from billing_cycle.summary import summary_dict
 from connectors.factory import build_sources
-from connectors.targets import FileDropTarget
+from delivery.registry import build_targets
 from store import Store
 from tasks.approve import ApprovalOutcome, request_approvals
 from tasks.compute import compute_unit
@@ -35,6 +35,7 @@ from tasks.record import (
     publish_artifacts,
     record_unbilled,
     record_unit,
+    write_documents,
     write_outputs,
 )
 from tasks.validate import blocking_message, validate_data, validation_counts
@@ -61,7 +62,10 @@ class CloseParameters(BaseModel):
     approval_timeout_minutes: float = Field(240, gt=0, description="Escalate (alert) if nobody decides within this "
                                             "time; the documents stay pending for the next run.")
     approval_poll_seconds: int = Field(10, ge=1, le=300, description="How often the paused run checks for a decision.")
-    targets: str = Field("files", description="Where documents go: 'files' (a drop folder of JSON documents).")
+    targets: str = Field("ubl,ar_interface,file_drop,files", description="Where documents go, in order: 'ubl' "
+                         "(Peppol e-invoices, for customers on Peppol), 'ar_interface[:URL]' (Oracle AR interface "
+                         "rows; default: the store's database), 'file_drop' (a JSON per document), 'files' (batch "
+                         "folders with manifests), 'webhook:URL' (signed POST).")
     output_dir: str = Field("out", description="Folder for report files, hand-off files and the default store.")
     store_url: str | None = Field(None, description="SQLAlchemy URL of the project's store; default: SQLite in "
                                   "the output folder.")
@@ -71,6 +75,9 @@ class CloseParameters(BaseModel):
     calendar_country: str = Field("BG", description="Country whose public holidays the working-day guard skips.")
     alerts: AlertSettings | None = Field(None, description="Alert channels; empty: from the environment "
                                          "(BILLING_ALERT_*).")
+    dask_address: str | None = Field(None, description="Compute the business units on a Dask cluster: its scheduler "
+                                     "address (tcp://host:8786), or 'local' for a local cluster. Empty: in this "
+                                     "process.")
 
 
 class BlockingDataQualityError(RuntimeError):
@@ -126,7 +133,6 @@ def month_end_close(params: CloseParameters) -> dict:
     out = Path(params.output_dir) / str(period)
     store = Store(store_url_for(params))
     sources = build_sources(params.source, replica=store)
-    targets = [FileDropTarget(out / "handoff")]
     alerts = _alert_settings(params)
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     preparer = params.preparer or getpass.getuser()
@@ -146,18 +152,20 @@ def month_end_close(params: CloseParameters) -> dict:
         if report.blocking_failures:
             raise BlockingDataQualityError(blocking_message(report))
         warning_customers = _customers_with_warnings(report, data)
+        targets = [] if params.dry_run else build_targets(params.targets, output_dir=out, customers=data["customers"],
+                                                          engine_url=store_url_for(params))
 
         # Compute, then record, per business unit: one unit's failure does not lose the others' work.
         units = partition_by_business_unit(data, params.business_units or None)
         holds = store.active_holds()
-        computing = {u: compute_unit.submit(u, part, period, quarantine, holds) for u, part in units.items()}
+        computed = compute_business_units.with_options(task_runner=_task_runner(params.dask_address))(
+            units, period, quarantine, holds)
         results, plans, failed = {}, {}, {}
-        for unit, future in computing.items():
-            future.wait()
-            if not future.state.is_completed():
-                failed[unit] = f"compute: {future.state.message}"
+        for unit, outcome in computed.items():
+            if isinstance(outcome, str):
+                failed[unit] = outcome
                 continue
-            results[unit] = future.result()
+            results[unit] = outcome
             if params.dry_run:
                 plans[unit] = plan_preview(store, results[unit].batch, str(period), [unit])
                 continue
@@ -207,11 +215,13 @@ def month_end_close(params: CloseParameters) -> dict:
             record_unbilled(store, result, run_id)
 
         files = write_outputs(result, out, report.quarantine)
+        documents = {} if params.dry_run else write_documents(store, result, data, out)
         plan = _merge_plans(plans)
         summary = summary_dict(result, handoff_summary(plan, delivered, params.dry_run), validation_counts(report))
         summary["validation"]["seeded_faults"] = _seeded_faults_caught(sources, period, report)
         summary["approvals"] = _approval_summary(store, approval, params, list(results))
         summary["refused_by_targets"] = refused
+        summary["documents_written"] = documents
         summary["business_units"] = {u: "closed" for u in results} | {u: f"failed: {m}" for u, m in failed.items()}
         summary["output_dir"] = str(out)
         summary["files"] = {k: str(v) for k, v in files.items()}
@@ -225,6 +235,30 @@ def month_end_close(params: CloseParameters) -> dict:
     except BaseException as exc:
         store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+@flow(name="compute-business-units")
+def compute_business_units(units: dict, period: Period, quarantine: dict, holds: set[str]) -> dict:
+    """Each unit's close computed as its own task (on the flow's task runner: threads, or a Dask cluster);
+    returns unit -> CloseResult, or the failure message of a unit that failed."""
+    futures = {u: compute_unit.submit(u, part, period, quarantine, holds) for u, part in units.items()}
+    out: dict = {}
+    for unit, future in futures.items():
+        future.wait()
+        out[unit] = future.result() if future.state.is_completed() else f"compute: {future.state.message}"
+    return out
+
+
+def _task_runner(dask_address: str | None):
+    if not dask_address:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner()
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address == "local":
+        return DaskTaskRunner(cluster_kwargs={"processes": True, "dashboard_address": None})
+    return DaskTaskRunner(address=dask_address)
 
 
 def _customers_with_warnings(report, data: dict) -> set[str]:

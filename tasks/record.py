@@ -66,3 +66,33 @@ def publish_artifacts(result: CloseResult, summary: dict) -> None:
                           description="Unbilled by customer and age")
     create_table_artifact(for_people(result.exceptions_by_reason()).to_dict("records"), key="exceptions-by-reason",
                           description="Not billed, by reason")
+
+
+@task(cache_policy=NO_CACHE)
+def write_documents(store: Store, result: CloseResult, data: dict, folder: Path) -> dict[str, int]:
+    """Readable invoices (HTML, PDF where a renderer is installed), backup workbooks where the customer
+    requires them, and the period's billing tracker (its comments column kept across runs)."""
+    from delivery.backup import write_backup
+    from delivery.invoice_render import write_invoice
+    from delivery.tracker_workbook import contract_status, tracker_path, update_tracker_workbook
+    from delivery.ubl import SAMPLE_SELLERS
+
+    docs = store.documents(period=str(result.period))
+    docs = docs[docs["status"] != "superseded"]
+    customers = data["customers"].drop_duplicates("customer_id").set_index("customer_id")
+    written = {"invoices": 0, "backups": 0}
+    for doc in docs[docs["document_type"] != "cost_transfer"].to_dict("records"):
+        customer = customers.loc[doc["customer_id"]].to_dict() | {"customer_id": doc["customer_id"]} \
+            if doc["customer_id"] in customers.index else None
+        write_invoice(doc, store.document_lines(doc["document_key"]), folder / "invoices", customer=customer,
+                      seller=SAMPLE_SELLERS.get(doc.get("business_unit")))
+        written["invoices"] += 1
+        base = doc["base_key"].split("-R")[0] if doc.get("revision", 1) > 1 else doc["document_key"]
+        line_docs = result.batch.line_documents.replace({base: doc["document_key"]})
+        if write_backup(doc, result.lines, line_docs, folder / "backup") is not None:
+            written["backups"] += 1
+    status = contract_status(result.lines, result.batch.line_documents,
+                             docs.set_index("base_key")["status"].groupby(level=0).last(), result.period,
+                             customers=data["customers"], contracts=data["contracts"])
+    update_tracker_workbook(tracker_path(folder, result.period), status, result.period)
+    return written

@@ -253,3 +253,44 @@ def test_working_day_guard_skips_other_days(tmp_path, monkeypatch):
     monkeypatch.setattr(m, "_run_day", lambda: dt.date(2027, 5, 7))
     summary = month_end_close(params(tmp_path, period=None, working_day=2, dry_run=True))
     assert summary["period"] == "2027-04"
+
+
+def test_a_document_a_target_refuses_stays_pending_and_goes_after_the_fix(tmp_path):
+    data = generate(OCT, 2000, 11)
+    customers = data["customers"]
+    on_peppol = customers.index[customers["delivery_channel"] == "peppol"]
+    assert len(on_peppol)
+    who = customers.loc[on_peppol[0], "customer_id"]
+    endpoint = customers.loc[on_peppol[0], "peppol_endpoint_id"]
+    customers.loc[on_peppol[0], "peppol_endpoint_id"] = None
+    write_folder(data, tmp_path / "src", "csv")
+    p = params(tmp_path, source=f"files:{tmp_path / 'src'}", approval_threshold=10**9)
+    summary = month_end_close(p)
+    store = Store(f"sqlite:///{tmp_path / 'out' / 'billing.sqlite'}")
+    docs = store.documents().set_index("document_key")
+    refused = docs[docs["handoff_error"].notna()]
+    mine = docs[(docs["customer_id"] == who) & (docs["document_type"] == "invoice")]
+    assert len(mine) and set(refused.index) >= set(mine.index)
+    assert set(summary["refused_by_targets"]) == set(refused.index)
+    for key in mine.index:
+        assert f"ubl_peppol refused {key}: peppol_endpoint_id" in refused.loc[key, "handoff_error"]
+        assert docs.loc[key, "status"] in ("prepared", "approved")
+        assert not (tmp_path / "out" / "2026-10" / "handoff" / f"{key}.json").exists()
+    assert summary["handoff"]["delivered"] > 0   # the others went
+
+    data["customers"].loc[on_peppol[0], "peppol_endpoint_id"] = endpoint
+    write_folder(data, tmp_path / "src", "csv")
+    month_end_close(p)
+    docs = Store(f"sqlite:///{tmp_path / 'out' / 'billing.sqlite'}").documents().set_index("document_key")
+    assert (docs.loc[mine.index, "status"] == "handed_off").all()
+    assert docs.loc[mine.index, "handoff_error"].isna().all()
+    assert all((tmp_path / "out" / "2026-10" / "handoff" / "ubl" / f"{k}.xml").exists() for k in mine.index)
+
+
+def test_units_computed_on_a_dask_cluster_total_the_same_as_in_process(tmp_path):
+    local = month_end_close(params(tmp_path / "threads", dry_run=True))
+    dask = month_end_close(params(tmp_path / "dask", dry_run=True, dask_address="local"))
+    assert dask["documents"] == local["documents"]
+    assert dask["conservation"] == local["conservation"]
+    assert dask["unbilled_aging_cents"] == local["unbilled_aging_cents"]
+    assert dask["business_units"] == local["business_units"]
