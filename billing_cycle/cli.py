@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--format", choices=["csv", "parquet"], default="csv")
     sub.add_parser("schema", help="Print the canonical schema as Markdown.")
+    from billing_cycle import collections_cli
+
+    collections_cli.add_parser(sub)
     from billing_cycle import cash_cli
 
     cash_cli.add_parser(sub)
@@ -173,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             return _close(args)
         if args.command == "sample":
             return _sample(args)
+        if args.command == "collections":
+            from billing_cycle import collections_cli
+
+            return collections_cli.run(args)
         if args.command == "cash-apply":
             from billing_cycle import cash_cli
 
