@@ -59,7 +59,8 @@ def test_prefect_deploy_all_against_a_local_server(tmp_path):
         stack.start_server()
         stack.deploy()
         deployments = {d["name"]: d for d in stack.deployments()}
-        assert set(deployments) >= {"month-end-close", "close-on-demand", "backfill"}
+        assert set(deployments) >= {"month-end-close", "close-on-demand", "backfill", "collections-daily",
+                                    "statements-monthly"}
         scheduled = deployments["month-end-close"]
         assert [s["schedule"]["cron"] for s in scheduled["schedules"]] == ["0 7 1-12 * *"]
         assert scheduled["schedules"][0]["schedule"]["timezone"] == "Europe/Sofia"
