@@ -63,6 +63,7 @@ def test_files_and_totals_agree_with_the_summary(closed):
     assert money(unbilled["unbilled"]) == Decimal(c["unbilled_cents"]) / 100
     assert {"0-30", "31-60", "61-90", "90+"} <= set(unbilled["aging_bucket"])
     pending = summary["approvals"]["pending"]
+    assert summary["refused_by_targets"] == {}   # the sample company's invoicing set-up is valid for every target
     assert pending > 0 and summary["handoff"]["delivered"] + pending == len(inv)
 
 

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_kill_after_delivery_then_rerun_delivers_each_document_once(tmp_path):
-    args = ("close", "--period", "2026-10", "--source", "sample:items=1500,seed=5", "--approval-threshold",
+    args = ("close", "--period", "2026-10", "--source", "sample:items=1500,seed=5", "--targets", "file_drop",
+            "--approval-threshold",
             "1000000000")
     # Its own session: the killed close leaves its ephemeral Prefect server behind (as a real crash
     # would); the whole group is cleaned up after.
