@@ -96,6 +96,12 @@ def extract_receivables(cstore: CollectionsStore, source: str, as_of: pd.Timesta
         raise ValueError(f"unknown receivables source {source!r}; use one of {', '.join(SOURCES)}")
     day = as_of.normalize()
     data["open_items"] = data["open_items"][data["open_items"]["trx_date"] <= day].reset_index(drop=True)
+    if source == "store":
+        # Cash applied by the cash-application flow (and its reversals, which re-open items) and approved
+        # write-offs are recorded beside the ledger: the ladder sees what is really still open.
+        from store.cash import CashStore
+
+        data["open_items"] = CashStore(cstore.store).effective_open_items(data["open_items"])
     check_inputs(data, origin=f"{source}")
     return data
 
