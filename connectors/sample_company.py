@@ -58,6 +58,13 @@ class FaultRates:
     quarterly_customers: float = 0.08
 
 
+def _gln(base12: int) -> str:
+    """A 13-digit GLN (Peppol scheme 0088) with its GS1 mod-10 check digit."""
+    digits = f"{base12:012d}"
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    return digits + str((10 - total % 10) % 10)
+
+
 @dataclass(frozen=True)
 class SampleSpec:
     period: Period
@@ -131,7 +138,7 @@ class _Generator:
             "delivery_channel": channel,
             "billing_email": [f"ap@{x.split()[0].lower()}{i}.example" for i, x in enumerate(names)],
             "peppol_endpoint_id": np.where(channel == "peppol",
-                                           [f"0088:{5790000000000 + i}" for i in range(n)], None),
+                                           [f"0088:{_gln(579000000000 + i)}" for i in range(n)], None),
             "po_required": po_required, "po_number": po,
             "backup_required": rng.choice(col.BACKUP_REQUIREMENTS, size=n, p=[0.6, 0.3, 0.1]),
             "credit_hold": credit_hold,
