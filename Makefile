@@ -15,3 +15,7 @@ test: setup  ## set up, then run lint and the whole test suite
 
 lint:
 	$(VENV)/ruff check .
+
+.PHONY: ui-test
+ui-test: setup  ## the browser test alone: local Prefect server + worker, chromium through the close in the UI
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/pytest -q tests/ui $(PYTEST_ARGS)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from billing.close import CloseResult
 from billing.money import cents_to_decimal
+from billing.unbilled import BUCKET_NAMES
 
 
 def for_people(df: pd.DataFrame) -> pd.DataFrame:
@@ -20,7 +21,7 @@ def for_people(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
         s = df[c]
-        if c.endswith("_cents"):
+        if c.endswith("_cents") or c in BUCKET_NAMES:  # aging buckets hold cents too
             out[c.removesuffix("_cents")] = [None if pd.isna(v) else str(cents_to_decimal(int(v))) for v in s]
         elif c.endswith("_milli"):
             out[c.removesuffix("_milli")] = [None if pd.isna(v) else str(cents_to_decimal(int(v), 3)) for v in s]

@@ -123,6 +123,9 @@ def summary_markdown(s: dict) -> str:
     units = s.get("business_units") or {}
     if units:
         lines += ["", "**Business units**: " + ", ".join(f"{u} {st}" for u, st in sorted(units.items()))]
+    if s.get("output_dir"):
+        lines += ["", f"**Files**: `{s['output_dir']}` (invoices, hand-off folders, unbilled and exceptions reports, "
+                  "billing tracker)"]
     c = s["conservation"]
     lines += ["", f"**Conservation**: {'balanced' if c['balanced'] else 'BROKEN'} — candidate "
               f"{format_cents(c['candidate_cents'])} = billed {format_cents(c['billed_cents'])} + not billed "

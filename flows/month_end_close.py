@@ -73,8 +73,8 @@ class CloseParameters(BaseModel):
     working_day: int | None = Field(None, ge=1, le=15, description="Scheduled runs: run only on this working day "
                                     "of the month (weekends and public holidays skipped); other days end at once.")
     calendar_country: str = Field("BG", description="Country whose public holidays the working-day guard skips.")
-    alerts: AlertSettings | None = Field(None, description="Alert channels; empty: from the environment "
-                                         "(BILLING_ALERT_*).")
+    alerts: AlertSettings | None = Field(None, title="Alerts", description="Alert channels; empty: from the "
+                                         "environment (BILLING_ALERT_*).")
     dask_address: str | None = Field(None, description="Compute the business units on a Dask cluster: its scheduler "
                                      "address (tcp://host:8786), or 'local' for a local cluster. Empty: in this "
                                      "process.")

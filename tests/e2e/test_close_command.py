@@ -62,6 +62,9 @@ def test_files_and_totals_agree_with_the_summary(closed):
     unbilled = pd.read_csv(out / "unbilled.csv", dtype=str)
     assert money(unbilled["unbilled"]) == Decimal(c["unbilled_cents"]) / 100
     assert {"0-30", "31-60", "61-90", "90+"} <= set(unbilled["aging_bucket"])
+    aging = pd.read_csv(out / "unbilled_aging.csv", dtype=str)   # buckets in major units, like the total
+    assert sum((money(aging[b]) for b in ("0-30", "31-60", "61-90", "90+")), Decimal(0)) == money(aging["total"])
+    assert money(aging["total"]) == Decimal(c["unbilled_cents"]) / 100
     pending = summary["approvals"]["pending"]
     assert summary["refused_by_targets"] == {}   # the sample company's invoicing set-up is valid for every target
     assert pending > 0 and summary["handoff"]["delivered"] + pending == len(inv)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import inspect
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -67,6 +69,15 @@ def test_prefect_deploy_all_against_a_local_server(tmp_path):
         assert scheduled["enforce_parameter_schema"]
         form = deployments["close-on-demand"]["parameter_openapi_schema"]
         assert "params" in form["properties"]
+        # The server's scheduler creates the coming runs (it fails silently with SQLAlchemy 2.1: pinned).
+        deadline, runs = time.monotonic() + 90, []
+        while not runs and time.monotonic() < deadline:
+            time.sleep(2)
+            runs = stack.request("POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [scheduled["id"]]}}})
+        assert runs, "no scheduled run was created for month-end-close"
+        for run in runs:
+            start = dt.datetime.fromisoformat(run["expected_start_time"]).astimezone(ZoneInfo("Europe/Sofia"))
+            assert (start.hour, start.minute) == (7, 0) and 1 <= start.day <= 12
         ls = stack.prefect("deployment", "ls")
         assert "month-end-close/close-on-demand" in ls.stdout
     finally:
