@@ -9,20 +9,38 @@ Conventions (docs/CONVENTIONS.md): amounts are rounded half away from zero per l
 item); a fixed fee is split in equal installments with the remainder on the last; a recurring fee is
 prorated by calendar days of the month; credits for items billed in an earlier period reverse the
 amount actually billed, and are exempt from term, approval, holds and caps.
+
+How it stays fast at millions of items (docs/BENCHMARKS.md): the rules work on integer positions, not
+on text. Each text column of the items is encoded once as codes into a small dictionary of its
+distinct values (`TextCodes`); every rule that depends on the project, contract, role or expense type is
+evaluated once per distinct value and gathered by code; reasons are small integers until the end. The
+result frame is built once, already in line-id order, with each text column materialised by a single
+Arrow take from its dictionary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from billing import columns as col
 from billing.money import div_round_half_up, mul_div_round
 from billing.periods import Period
 from billing.reasons import PRECEDENCE, RANK
-from billing.schema import empty_frame
+from billing.schema import TEXT, TextCodes, empty_frame, repeated_rows, sort_order, text_array, text_series
+
+# Line kinds in alphabetical order: a line id is "<kind>:<source id>" and no kind is a prefix of another,
+# so sorting by line id is sorting by (kind, source id) -- which is how the result is ordered.
+KINDS = ("expense", "fixed_fee", "labor", "manual", "milestone", "recurring")
+KIND = {k: i for i, k in enumerate(KINDS)}
+# Item-level holds ranked with the contract-level ones in _apply_holds (codes past the real reasons).
+_AWAITING_ITEM = len(PRECEDENCE)
+_HOLD_ITEM = len(PRECEDENCE) + 1
+_NOT_BILLABLE = [RANK[r.code] for r in PRECEDENCE if r.category == "not_billable"]
 
 
 def compute_billing_lines(data: Mapping[str, pd.DataFrame], period: Period,
@@ -40,37 +58,50 @@ def compute_billing_lines(data: Mapping[str, pd.DataFrame], period: Period,
     ref = _reference(data, quarantine, extra_credit_holds or set())
     prior = data["prior_invoice_lines"]
     prior = prior[prior["period"] < str(period)]
-    parts = [
-        _item_lines(data["expenditure_items"], ref, prior, period, quarantine.get("expenditure_items", set())),
+    fees = [
         _installment_lines(ref, prior, period),
         _milestone_lines(data["milestones"], ref, prior, period, quarantine.get("milestones", set())),
         _recurring_lines(ref, prior, period),
         _tracker_lines(data["tracker_additions"], ref, prior, period, quarantine.get("tracker_additions", set())),
     ]
-    lines = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
-    if lines is None:
+    fees = [f for f in fees if len(f)]
+    parts = [_item_lines(data["expenditure_items"], ref, prior, period, quarantine.get("expenditure_items", set()))]
+    if fees:
+        parts.append(_Lines.from_frame(pd.concat(fees, ignore_index=True), ref))
+    parts = [p for p in parts if p is not None and p.n]
+    if not parts:
         return empty_frame(col.BILLING_LINES)
-    lines = _apply_holds(lines, ref, period)
-    lines = _apply_caps(lines, ref, prior)
-    lines["period"] = str(period)
-    out = lines[col.BILLING_LINES.names].copy()
-    for c in col.BILLING_LINES.columns:
-        if c.dtype == "string":
-            out[c.name] = out[c.name].astype("string")
-        elif c.dtype == "int64":
-            out[c.name] = out[c.name].astype("int64")
-        elif c.dtype == "Int64":
-            out[c.name] = out[c.name].astype("Int64")
-        elif c.dtype == "bool":
-            out[c.name] = out[c.name].astype("bool")
-        elif c.dtype == "date":
-            out[c.name] = out[c.name].astype("datetime64[ns]")
-    return out.sort_values("line_id", kind="stable").reset_index(drop=True)
+    lines = _Lines.concat(parts)
+    _apply_holds(lines, ref, period)
+    _apply_caps(lines, ref, prior)
+    return lines.to_frame(period, ref)
+
+
+# --- look-ups by position -----------------------------------------------------------------------
+def _positions(index: pd.Index, values: Sequence) -> np.ndarray:
+    """Position of each value in `index` (-1 if absent), plus a last -1 for the null code."""
+    pos = index.get_indexer(pd.Index(list(values), dtype="object")) if len(values) else np.empty(0, np.intp)
+    return np.append(pos, -1).astype(np.int64)
+
+
+def _with_null(a: np.ndarray, null_value) -> np.ndarray:
+    """Append the value a null code (-1) gathers: numpy's a[-1] is the last element."""
+    return np.append(a, np.asarray([null_value], dtype=a.dtype))
+
+
+def _gather(a: np.ndarray, pos: np.ndarray, missing) -> np.ndarray:
+    """a[pos] where pos >= 0, else `missing` (a position -1 means "not found", and picks the
+    appended last element)."""
+    return _with_null(a, missing)[pos]
 
 
 # --- reference data ---------------------------------------------------------------------------------
 class _Ref:
-    """Contracts joined to customers, scope lines and rates, after quarantined set-up rows are removed."""
+    """Contracts joined to customers, scope lines and rates, after quarantined set-up rows are removed.
+
+    Besides the frames, the per-contract and per-scope-line facts the rules need, as arrays by row
+    position (a line carries the position of its contract and scope line).
+    """
 
     def __init__(self, contracts: pd.DataFrame, scope: pd.DataFrame, rates: pd.DataFrame,
                  projects: pd.DataFrame):
@@ -78,6 +109,25 @@ class _Ref:
         self.scope = scope
         self.rates = rates
         self.projects = projects
+        c = contracts
+        self.contract_index = pd.Index(c["contract_id"].to_numpy(dtype=object))
+        self.contract_text = {name: text_array(c[name]) for name in ("customer_id", "business_unit", "currency")}
+        self.contract_start = c["start_date"].to_numpy(dtype="datetime64[ns]")
+        self.contract_end = c["end_date"].to_numpy(dtype="datetime64[ns]")
+        self.customer_missing = c["customer_id"].isna().to_numpy()
+        self.credit_hold = _true(c["credit_hold"])
+        self.po_required = _true(c["po_required"])
+        self.po_missing = c["po_effective"].isna().to_numpy()
+        self.quarterly = _true(c["invoice_frequency"] == "quarterly")
+        self.fee_based = _true(c["fee_based"])
+        self.scope_index = pd.Index(scope["scope_line_id"].to_numpy(dtype=object))
+        self.scope_start = scope["start_date"].to_numpy(dtype="datetime64[ns]")
+        self.scope_end = scope["end_date"].to_numpy(dtype="datetime64[ns]")
+
+
+def _true(flags: pd.Series) -> np.ndarray:
+    """A flag column as bool, unknown (null) as False."""
+    return flags.astype("object").where(flags.notna(), False).to_numpy(dtype=bool)
 
 
 def _keys(df: pd.DataFrame, dataset: col.Dataset) -> pd.Series:
@@ -109,7 +159,7 @@ def _reference(data, quarantine, extra_holds) -> _Ref:
     c["customer_known"] = c["customer_currency"].notna()
     fee_types = ["fixed_fee", "milestone", "recurring"]
     c["fee_based"] = c["contract_id"].isin(scope.loc[scope["billing_type"].isin(fee_types), "contract_id"])
-    return _Ref(c.set_index("contract_id", drop=False), scope, rates, projects)
+    return _Ref(c.set_index("contract_id", drop=False), scope.reset_index(drop=True), rates, projects)
 
 
 def _contract_cols(lines: pd.DataFrame, ref: _Ref) -> pd.DataFrame:
@@ -122,134 +172,328 @@ def _contract_cols(lines: pd.DataFrame, ref: _Ref) -> pd.DataFrame:
     return lines
 
 
+# --- the lines while the rules run ----------------------------------------------------------------------
+class _Lines:
+    """Candidate lines as arrays: text as TextCodes, reasons as codes (-1 = none), money as int64 cents."""
+
+    TEXT_COLUMNS = ("source_id", "contract_id", "project_id", "scope_line_id", "billing_type", "description",
+                    "role", "person_id", "expenditure_type", "adjusts_item_id", "adjustment_type")
+    ARRAY_COLUMNS = ("kind", "service_date", "quantity_milli", "unit_price_cents", "unit_price_na", "cost_cents",
+                     "amount_cents", "credits_prior_billing", "item_reason", "exempt")
+
+    def __init__(self, order: np.ndarray, **cols):
+        self.order = order  # positions in line-id order
+        for name in (*self.TEXT_COLUMNS, *self.ARRAY_COLUMNS):
+            setattr(self, name, cols[name])
+        self.reason: np.ndarray | None = None
+        self.billed_cents: np.ndarray | None = None
+        self.unbilled_cents: np.ndarray | None = None
+        self.contract_pos: np.ndarray | None = None
+        self.scope_pos: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.kind)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, ref: _Ref) -> _Lines:
+        """Contract-level lines (fees, milestones, tracker), built as small frames, as arrays."""
+        kind = df["source_kind"].map(KIND).to_numpy(dtype=np.int8)
+        sid = df["source_id"].astype("object").tolist()
+        order = np.array(sorted(range(len(df)), key=lambda i: (kind[i], sid[i])), dtype=np.int64)
+        price = pd.array(df["unit_price_cents"], dtype="Int64")
+        reason = df["item_reason"].astype("object").where(df["item_reason"].notna(), None)
+        return cls(
+            order,
+            **{name: TextCodes.positional(df[name]) for name in cls.TEXT_COLUMNS},
+            kind=kind,
+            service_date=pd.to_datetime(df["service_date"]).to_numpy(dtype="datetime64[ns]"),
+            quantity_milli=df["quantity_milli"].to_numpy(dtype=np.int64),
+            unit_price_cents=price.to_numpy(dtype=np.int64, na_value=0),
+            unit_price_na=price.isna(),
+            cost_cents=df["cost_cents"].to_numpy(dtype=np.int64),
+            amount_cents=df["amount_cents"].to_numpy(dtype=np.int64),
+            credits_prior_billing=df["credits_prior_billing"].to_numpy(dtype=bool),
+            item_reason=np.array([-1 if r is None else RANK[r] for r in reason], dtype=np.int16),
+            exempt=df["exempt"].to_numpy(dtype=bool),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Lines]) -> _Lines:
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0, *[p.n for p in parts]])
+        # Parts are in (kind, source id) order and no two parts share a kind (items bill as labor and
+        # expense, contract-level lines as fees), so the whole is ordered kind by kind.
+        present = np.array([np.bincount(p.kind, minlength=len(KINDS)) > 0 for p in parts])
+        if (present.sum(axis=0) > 1).any():
+            raise AssertionError("two parts of the billing lines share a kind: their order would be wrong")
+        segments = []
+        for k in range(len(KINDS)):
+            for off, p in zip(offsets, parts, strict=False):
+                seg = p.order[p.kind[p.order] == k]
+                if len(seg):
+                    segments.append(seg + off)
+        order = np.concatenate(segments)
+        return cls(order, **{name: TextCodes.concat([getattr(p, name) for p in parts]) for name in cls.TEXT_COLUMNS},
+                   **{name: np.concatenate([getattr(p, name) for p in parts]) for name in cls.ARRAY_COLUMNS})
+
+    def locate(self, ref: _Ref) -> None:
+        """Each line's contract and scope line as row positions in the reference data (-1: none)."""
+        self.contract_pos = self.contract_id.per_value(_positions(ref.contract_index, self.contract_id.value_list()))
+        self.scope_pos = self.scope_line_id.per_value(_positions(ref.scope_index, self.scope_line_id.value_list()))
+
+    def to_frame(self, period: Period, ref: _Ref) -> pd.DataFrame:
+        """BILLING_LINES in canonical dtypes, sorted by line id."""
+        o = self.order
+        n = len(o)
+        kind = pa.array(KINDS, type=TEXT).take(pa.array(self.kind[o].astype(np.int32)))
+        source_id = self.source_id.to_arrow(o)
+        cpos = self.contract_pos[o]
+        reason = TextCodes(self.reason[o].astype(np.int32), pa.array([r.code for r in PRECEDENCE], type=TEXT))
+        cols = {
+            "line_id": text_series(pc.binary_join_element_wise(kind, source_id, pa.scalar(":", type=TEXT))),
+            "period": text_series(pa.array([str(period)], type=TEXT).take(pa.array(np.zeros(n, dtype=np.int32)))),
+            "source_kind": text_series(kind),
+            "source_id": text_series(source_id),
+            "service_date": _numbers(self.service_date[o], "datetime64[ns]"),
+            "quantity_milli": _numbers(self.quantity_milli[o], "int64"),
+            "unit_price_cents": pd.Series(pd.arrays.IntegerArray(self.unit_price_cents[o], self.unit_price_na[o]),
+                                          copy=False),
+            "cost_cents": _numbers(self.cost_cents[o], "int64"),
+            "amount_cents": _numbers(self.amount_cents[o], "int64"),
+            "billed_cents": _numbers(self.billed_cents[o], "int64"),
+            "unbilled_cents": _numbers(self.unbilled_cents[o], "int64"),
+            "reason": text_series(reason.to_arrow()),
+            "credits_prior_billing": _numbers(self.credits_prior_billing[o], "bool"),
+        }
+        for name, values in ref.contract_text.items():
+            cols[name] = text_series(TextCodes(cpos.astype(np.int32), values).to_arrow())
+        for name in self.TEXT_COLUMNS:
+            if name != "source_id":
+                cols[name] = text_series(getattr(self, name).to_arrow(o))
+        return pd.DataFrame({name: cols[name] for name in col.BILLING_LINES.names}, copy=False)
+
+
+def _numbers(values: np.ndarray, dtype: str) -> pd.Series:
+    """A fresh numpy array as a Series, without the copy pandas would make."""
+    return pd.Series(values.astype(dtype, copy=False), copy=False)
+
+
 # --- expenditure items --------------------------------------------------------------------------------
-def _item_lines(items, ref: _Ref, prior, period: Period, quarantined: set[str]) -> pd.DataFrame:
-    if items.empty:
-        return items.iloc[0:0]
+def _item_lines(items, ref: _Ref, prior, period: Period, quarantined: set[str]) -> _Lines | None:
+    n = len(items)
+    if n == 0:
+        return None
+    source_id = TextCodes.positional(items["item_id"])
+    project = TextCodes.encode(items["project_id"])
+    role = TextCodes.encode(items["role"])
+    etype = TextCodes.encode(items["expenditure_type"])
+    quantity = items["quantity_milli"].to_numpy(dtype=np.int64)
+    cost = items["raw_cost_cents"].to_numpy(dtype=np.int64)
+    service_date = items["expenditure_date"].to_numpy(dtype="datetime64[ns]")
+    is_labor = etype.per_value(_with_null(np.array([v == "labor" for v in etype.value_list()], dtype=bool), False))
+
+    # The contract is reached through the project: evaluated once per distinct project, then per
+    # distinct contract id (a project may name a contract the reference data does not have).
     proj = ref.projects.set_index("project_id")["contract_id"]
-    df = pd.DataFrame({
-        "source_id": items["item_id"].astype("string"),
-        "project_id": items["project_id"].astype("string"),
-        "service_date": items["expenditure_date"],
-        "person_id": items["person_id"], "role": items["role"],
-        "expenditure_type": items["expenditure_type"],
-        "quantity_milli": items["quantity_milli"].astype("int64"),
-        "cost_cents": items["raw_cost_cents"].astype("int64"),
-        "adjusts_item_id": items["adjusts_item_id"], "adjustment_type": items["adjustment_type"],
-    })
-    df["contract_id"] = df["project_id"].map(proj).astype("string")
-    df["source_kind"] = np.where(items["expenditure_type"].to_numpy() == "labor", "labor", "expense")
-    df["line_id"] = df["source_kind"] + ":" + df["source_id"]
-    df = _contract_cols(df, ref)
-    is_labor = df["source_kind"].to_numpy() == "labor"
+    contract_of_project = proj.reindex(pd.Index(project.value_list(), dtype=object))
+    ckey, contract_ids = pd.factorize(contract_of_project.astype("object"), use_na_sentinel=True)
+    line_ckey = _with_null(ckey.astype(np.int32), -1)[project.codes]
+    contract = TextCodes(line_ckey, pa.array(list(contract_ids), type=TEXT))
+    cpos = _positions(ref.contract_index, list(contract_ids))[line_ckey]
 
     # Scope: a labor item bills on the contract's T&M line for its role (or the all-roles T&M line);
     # an expense on the contract's expense line.
-    tm = ref.scope[ref.scope["billing_type"] == "time_and_materials"]
-    tm_role = tm[tm["role"].notna()].drop_duplicates(["contract_id", "role"]).set_index(
-        ["contract_id", "role"])["scope_line_id"]
-    tm_any = tm[tm["role"].isna()].drop_duplicates("contract_id").set_index("contract_id")["scope_line_id"]
-    exp = ref.scope[ref.scope["billing_type"] == "expense"].drop_duplicates("contract_id").set_index(
-        "contract_id")
-    scope_id = pd.Series(pd.NA, index=df.index, dtype="string")
-    if len(tm_role):
-        key = pd.MultiIndex.from_arrays([df["contract_id"], df["role"]])
-        scope_id = scope_id.fillna(pd.Series(tm_role.reindex(key).to_numpy(), index=df.index, dtype="string"))
-    scope_id = scope_id.fillna(df["contract_id"].map(tm_any).astype("string"))
-    scope_id = scope_id.where(is_labor, df["contract_id"].map(exp["scope_line_id"]).astype("string"))
-    df["scope_line_id"] = scope_id
-    df["billing_type"] = np.where(is_labor, "time_and_materials", "expense")
-    df.loc[df["scope_line_id"].isna(), "billing_type"] = pd.NA
+    sc = ref.scope  # RangeIndex: index = row position
+    btype_of = sc["billing_type"].to_numpy(dtype=object, na_value=None)
+    tm = sc[btype_of == "time_and_materials"]
+    tm_any = tm[tm["role"].isna().to_numpy()].drop_duplicates("contract_id")
+    tm_any = pd.Series(tm_any.index.to_numpy(), index=tm_any["contract_id"].to_numpy(dtype=object))
+    tm_role = tm[tm["role"].notna().to_numpy()].drop_duplicates(["contract_id", "role"])
+    tm_role = pd.Series(tm_role.index.to_numpy(), index=pd.MultiIndex.from_arrays(
+        [tm_role["contract_id"].to_numpy(dtype=object), tm_role["role"].to_numpy(dtype=object)]))
+    exp = sc[btype_of == "expense"].drop_duplicates("contract_id")
+    exp_row = pd.Series(exp.index.to_numpy(), index=exp["contract_id"].to_numpy(dtype=object))
+    markup_of = pd.Series(exp["markup_bp"].astype("Int64").fillna(0).to_numpy(dtype=np.int64),
+                          index=exp_row.index)
+    cids = pd.Index(list(contract_ids), dtype=object)
+    role_line = _pair_lookup(line_ckey, cids, role, tm_role)
+    any_line = _with_null(tm_any.reindex(cids).fillna(-1).to_numpy(dtype=np.int64), -1)[line_ckey]
+    exp_line = _with_null(exp_row.reindex(cids).fillna(-1).to_numpy(dtype=np.int64), -1)[line_ckey]
+    scope_row = np.where(is_labor, np.where(role_line >= 0, role_line, any_line), exp_line)
+    markup = _with_null(markup_of.reindex(cids).fillna(0).to_numpy(dtype=np.int64), 0)[line_ckey]
 
     # Price: labor at the rate effective on the item's date; expenses at cost plus markup.
-    rate = _effective_rate(df, ref.rates)
-    markup = df["contract_id"].map(exp["markup_bp"]).astype("Int64").fillna(0).astype("int64")
-    amount = np.zeros(len(df), dtype=np.int64)
-    has_rate = rate.notna().to_numpy()
+    rate, has_rate = _effective_rate(ref.rates, line_ckey, cids, role, service_date, is_labor)
+    amount = np.zeros(n, dtype=np.int64)
     lab = is_labor & has_rate
     if lab.any():
-        amount[lab] = mul_div_round(df["quantity_milli"].to_numpy()[lab], rate.to_numpy(dtype="int64",
-                                    na_value=0)[lab], 1000)
+        amount[lab] = mul_div_round(quantity[lab], rate[lab], 1000)
     ex = ~is_labor
     if ex.any():
-        amount[ex] = mul_div_round(df["cost_cents"].to_numpy()[ex], 10_000 + markup.to_numpy()[ex], 10_000)
-    df["unit_price_cents"] = pd.array(np.where(is_labor, rate.to_numpy(dtype="float", na_value=np.nan),
-                                               np.nan), dtype="Float64").astype("Int64")
+        amount[ex] = mul_div_round(cost[ex], 10_000 + markup[ex], 10_000)
 
     # Adjustments of items billed earlier reverse what was actually billed, pro rata to the quantity.
     billed_before = prior[prior["source_kind"].isin(["labor", "expense"])].drop_duplicates("source_id")
     billed_before = billed_before.set_index("source_id")
-    adj = df["adjusts_item_id"].notna().to_numpy() & df["adjusts_item_id"].isin(billed_before.index).to_numpy()
-    adj &= (df["quantity_milli"].to_numpy() < 0) | (df["cost_cents"].to_numpy() < 0)
-    if adj.any():
-        b = billed_before.reindex(df.loc[adj, "adjusts_item_id"])
+    adjusts = TextCodes.positional(items["adjusts_item_id"])
+    with_ref = np.flatnonzero(~adjusts.isna())
+    adj_ids = text_series(adjusts.to_arrow(with_ref))
+    hit = adj_ids.isin(billed_before.index).to_numpy() & ((quantity[with_ref] < 0) | (cost[with_ref] < 0))
+    credited = with_ref[hit]
+    adj = np.zeros(n, dtype=bool)
+    adj[credited] = True
+    scope_values = pa.array(ref.scope_index.tolist(), type=TEXT)
+    scope_codes = scope_row.astype(np.int32)
+    btype = np.where(scope_row >= 0, np.where(is_labor, 0, 1), -1).astype(np.int32)
+    credit_text: list = []
+    if len(credited):
+        b = billed_before.reindex(adj_ids[hit])
         prior_qty = b["quantity_milli"].to_numpy(dtype="int64")
         prior_amt = b["amount_cents"].to_numpy(dtype="int64")
-        qty = np.abs(df.loc[adj, "quantity_milli"].to_numpy())
+        qty = np.abs(quantity[credited])
         # A full reversal credits exactly what was billed; a partial one the same share of it.
         full = (prior_qty == 0) | (qty == prior_qty)
         credit = prior_amt.copy()
         if (~full).any():
             credit[~full] = [div_round_half_up(int(a), int(d)) for a, d in
                              zip(prior_amt[~full] * qty[~full], prior_qty[~full], strict=True)]
-        amount[adj] = -credit
+        amount[credited] = -credit
         # The credit bills on the scope line the original was billed on.
-        df.loc[adj, "scope_line_id"] = b["scope_line_id"].to_numpy()
-        df.loc[adj, "billing_type"] = np.where(is_labor[adj], "time_and_materials", "expense")
-    df["amount_cents"] = amount
-    df["credits_prior_billing"] = adj
-    labor_text = df["role"].fillna("Labor").astype("object") + " time"
-    expense_text = df["expenditure_type"].astype("object").str.title() + " expense"
-    df["description"] = np.where(is_labor, labor_text, expense_text)
-    if adj.any():
-        df.loc[adj, "description"] = ("Credit: " + df.loc[adj, "description"].astype("object")
-                                      + " billed in " + b["period"].to_numpy())
+        credit_scope = b["scope_line_id"].astype("object").where(b["scope_line_id"].notna(), None).tolist()
+        scope_values = pa.concat_arrays([scope_values, pa.array(credit_scope, type=TEXT)])
+        scope_codes[credited] = np.where(b["scope_line_id"].isna().to_numpy(), -1,
+                                         len(ref.scope_index) + np.arange(len(credited)))
+        btype[credited] = np.where(is_labor[credited], 0, 1)
+        credit_text = b["period"].astype("object").where(b["period"].notna(), None).tolist()
+
+    # Description: "<role> time" or "<Type> expense", computed per distinct role and type.
+    roles, types = role.value_list(), etype.value_list()
+    texts = [f"{r} time" for r in roles] + ["Labor time"]
+    texts += [None if t is None else f"{t.title()} expense" for t in types]
+    desc = np.where(is_labor, np.where(role.codes >= 0, role.codes, len(roles)),
+                    np.where(etype.codes >= 0, len(roles) + 1 + etype.codes, -1)).astype(np.int32)
+    if len(credited):
+        base = [None if d < 0 else texts[d] for d in desc[credited]]
+        texts += [None if t is None or p is None else f"Credit: {t} billed in {p}"
+                  for t, p in zip(base, credit_text, strict=True)]
+        desc[credited] = len(texts) - len(credited) + np.arange(len(credited))
 
     # Reasons that come from the item itself (contract- and customer-level ones follow in _apply_holds).
-    reason = pd.Series(pd.NA, index=df.index, dtype="object")
+    reason = np.full(n, -1, dtype=np.int16)
 
     def first(mask, code):
-        nonlocal reason
-        reason = reason.mask(reason.isna() & np.asarray(mask, dtype=bool), code)
+        reason[(reason < 0) & np.asarray(mask, dtype=bool)] = code
 
-    first(df["source_id"].isin(quarantined).to_numpy(), "data_quality")
-    dup_key = ["person_id", "service_date", "project_id", "expenditure_type", "quantity_milli", "cost_cents"]
-    order = df.sort_values("source_id", kind="stable")
-    dup = order.duplicated(dup_key, keep="first") & order["adjustment_type"].isna()
-    dup &= ~order["source_id"].isin(quarantined)
-    first(dup.reindex(df.index).to_numpy(), "duplicate")
-    first(df["contract_id"].isna().to_numpy(), "out_of_scope")
-    first(items["billed_period"].notna().to_numpy(), "previously_billed")
-    first(~items["billable"].to_numpy(dtype=bool), "non_billable")
-    no_scope = df["scope_line_id"].isna().to_numpy()
-    fee_based = _flag(df["contract_id"], ref.contracts["fee_based"])
-    first(no_scope & fee_based, "covered_by_fixed_fee")
-    first(no_scope, "out_of_scope")
-    first(is_labor & ~has_rate & ~adj, "missing_bill_rate")
+    q = [x for x in quarantined if isinstance(x, str)]
+    in_quarantine = (pc.is_in(source_id.values, value_set=pa.array(q, type=TEXT)).to_numpy(zero_copy_only=False)
+                     if q else np.zeros(n, dtype=bool))
+    first(in_quarantine, RANK["data_quality"])
+    person = TextCodes.encode(items["person_id"])
+    by_id = sort_order(source_id.values)
+    dup = repeated_rows([person.codes, service_date.view(np.int64), project.codes, etype.codes, quantity, cost],
+                        by_id)
+    dup &= items["adjustment_type"].isna().to_numpy() & ~in_quarantine
+    first(dup, RANK["duplicate"])
+    contract_na = contract.isna()
+    first(contract_na, RANK["out_of_scope"])
+    first(items["billed_period"].notna().to_numpy(), RANK["previously_billed"])
+    first(~items["billable"].to_numpy(dtype=bool), RANK["non_billable"])
+    no_scope = scope_codes < 0
+    first(no_scope & _gather(ref.fee_based, cpos, False), RANK["covered_by_fixed_fee"])
+    first(no_scope, RANK["out_of_scope"])
+    first(is_labor & ~has_rate & ~adj, RANK["missing_bill_rate"])
     exempt = adj  # credits of billed items skip term, approval and item holds
-    first(~items["approved"].to_numpy(dtype=bool) & ~exempt, "awaiting_approval_item")
-    first(items["bill_hold"].to_numpy(dtype=bool) & ~exempt, "bill_hold_item")
-    df["item_reason"] = reason
-    df["exempt"] = exempt
-    return df
+    first(~items["approved"].to_numpy(dtype=bool) & ~exempt, _AWAITING_ITEM)
+    first(items["bill_hold"].to_numpy(dtype=bool) & ~exempt, _HOLD_ITEM)
+
+    # Line-id order: expenses, then labor, each by item id (the stable sort keeps equal ids in order).
+    labor_sorted = is_labor[by_id]
+    order = np.concatenate([by_id[~labor_sorted], by_id[labor_sorted]]).astype(np.int64)
+    kind = np.where(is_labor, KIND["labor"], KIND["expense"]).astype(np.int8)
+    return _Lines(
+        order, kind=kind, source_id=source_id, contract_id=contract, project_id=project,
+        scope_line_id=TextCodes(scope_codes, scope_values),
+        billing_type=TextCodes.of(btype, ["time_and_materials", "expense"]),
+        description=TextCodes.of(desc, texts), role=role, person_id=person, expenditure_type=etype,
+        adjusts_item_id=adjusts, adjustment_type=TextCodes.encode(items["adjustment_type"]),
+        service_date=service_date, quantity_milli=quantity,
+        unit_price_cents=np.where(is_labor & has_rate, rate, 0), unit_price_na=~(is_labor & has_rate),
+        cost_cents=cost, amount_cents=amount, credits_prior_billing=adj, item_reason=reason, exempt=exempt,
+    )
 
 
-def _effective_rate(df: pd.DataFrame, rates: pd.DataFrame) -> pd.Series:
-    """Bill rate in force on each labor item's date for its (contract, role); NA if none.
+def _pair_lookup(a_codes: np.ndarray, a_values: pd.Index, b: TextCodes, table: pd.Series) -> np.ndarray:
+    """table[(a value, b value)] per row (int), -1 where absent or either side is null.
 
-    Where two rates overlap (a set-up fault the gate reports), the one that started last wins.
+    Evaluated on the grid of distinct values (a few thousand contracts x a few roles), then gathered.
     """
-    out = pd.Series(pd.NA, index=df.index, dtype="Int64")
-    lab = df[df["source_kind"] == "labor"][["contract_id", "role", "service_date"]]
-    if lab.empty or rates.empty:
+    out = np.full(len(a_codes), -1, dtype=np.int64)
+    if table.empty or not len(a_values):
         return out
-    r = rates[["contract_id", "role", "bill_rate_cents", "effective_from", "effective_to"]]
-    m = lab.reset_index().merge(r, on=["contract_id", "role"], how="inner")
-    end = m["effective_to"].fillna(pd.Timestamp.max.normalize())
-    m = m[(m["effective_from"] <= m["service_date"]) & (m["service_date"] <= end)]
-    m = m.sort_values(["index", "effective_from"]).drop_duplicates("index", keep="last")
-    out.loc[m["index"].to_numpy()] = m["bill_rate_cents"].to_numpy()
-    return out
+    b_values = pd.Index(b.value_list(), dtype=object)
+    if len(a_values) * len(b_values) <= 4_000_000:
+        grid = pd.MultiIndex.from_product([a_values, b_values])
+        pos = table.index.get_indexer(grid)
+        vals = np.where(pos >= 0, table.to_numpy()[pos], -1).reshape(len(a_values), len(b_values))
+        # A last row and column of -1 for null codes (numpy's index -1).
+        vals = np.pad(vals, ((0, 1), (0, 1)), constant_values=-1)
+        return vals[a_codes, b.codes]
+    pair = (a_codes.astype(np.int64) + 1) * (len(b_values) + 1) + b.codes + 1
+    codes, uniq = pd.factorize(pair)
+    ua, ub = uniq // (len(b_values) + 1) - 1, uniq % (len(b_values) + 1) - 1
+    keys = pd.MultiIndex.from_arrays([np.where(ua >= 0, a_values.to_numpy()[ua], None),
+                                      np.where(ub >= 0, b_values.to_numpy()[ub], None)])
+    pos = table.index.get_indexer(keys)
+    vals = np.where((pos >= 0) & (ua >= 0) & (ub >= 0), table.to_numpy()[pos], -1)
+    return vals[codes]
+
+
+def _effective_rate(rates: pd.DataFrame, ckey: np.ndarray, contract_ids: pd.Index, role: TextCodes,
+                    service_date: np.ndarray, is_labor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bill rate in force on each labor item's date for its (contract, role), and whether there is one.
+
+    Where two rates overlap (a set-up fault the gate reports), the one that started last wins (and of
+    two that started the same day, the later row of the rate card).
+    """
+    n = len(ckey)
+    rate = np.zeros(n, dtype=np.int64)
+    found = np.zeros(n, dtype=bool)
+    if rates.empty or not is_labor.any():
+        return rate, found
+    r = rates[["contract_id", "role", "bill_rate_cents", "effective_from", "effective_to"]].reset_index(drop=True)
+    r = r.assign(_row=np.arange(len(r))).sort_values(["contract_id", "role", "effective_from", "_row"])
+    r = r[r["contract_id"].notna().to_numpy() & r["role"].notna().to_numpy()]
+    if r.empty:
+        return rate, found
+    group = r.groupby(["contract_id", "role"], sort=False).ngroup().to_numpy()
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(r)])
+    first_row = r.iloc[starts]
+    groups = pd.Series(np.arange(len(starts)), index=pd.MultiIndex.from_arrays(
+        [first_row["contract_id"].to_numpy(dtype=object), first_row["role"].to_numpy(dtype=object)]))
+    gid = _pair_lookup(ckey, contract_ids, role, groups)
+    gid[~is_labor] = -1
+    eff_from = r["effective_from"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    eff_to = r["effective_to"].fillna(pd.Timestamp.max.normalize()).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    amounts = r["bill_rate_cents"].to_numpy(dtype=np.int64)
+    day = service_date.view(np.int64)
+    nat = np.isnat(service_date)
+    todo = np.flatnonzero(gid >= 0)
+    k = 0
+    while len(todo):
+        g = gid[todo]
+        todo = todo[sizes[g] > k]
+        if not len(todo):
+            break
+        row = starts[gid[todo]] + k
+        d = day[todo]
+        hit = (eff_from[row] <= d) & (d <= eff_to[row]) & ~nat[todo]
+        rate[todo[hit]] = amounts[row[hit]]
+        found[todo[hit]] = True
+        k += 1
+    return rate, found
 
 
 # --- contract-level lines: fees, milestones, tracker ----------------------------------------------------
@@ -357,93 +601,85 @@ def _tracker_lines(additions, ref: _Ref, prior, period: Period, quarantined: set
     return df
 
 
-def _flag(keys: pd.Series, flags: pd.Series) -> np.ndarray:
-    """Per row: is the flag (indexed by key) true for the row's key? Unknown or missing keys -> False."""
-    true_keys = flags.index[flags.fillna(False).to_numpy(dtype=bool)]
-    return keys.isin(true_keys).to_numpy(dtype=bool)
-
-
 # --- holds and caps ---------------------------------------------------------------------------------------
-def _apply_holds(lines: pd.DataFrame, ref: _Ref, period: Period) -> pd.DataFrame:
+def _apply_holds(lines: _Lines, ref: _Ref, period: Period) -> None:
     """Set each line's reason: the first of PRECEDENCE that applies (item reasons first)."""
-    c = ref.contracts
-    cid = lines["contract_id"]
-    item_reason = lines["item_reason"].astype("object")
-    # Item-level holds are ranked with the contract-level ones, so they carry a temporary suffix.
-    pending = item_reason.isin(["awaiting_approval_item", "bill_hold_item"])
-    hard = item_reason.where(~pending)
-    reason = hard.copy()
+    lines.locate(ref)
+    cpos = lines.contract_pos
+    item_reason = lines.item_reason
+    # Item-level holds are ranked with the contract-level ones, so they carry a temporary code.
+    pending = (item_reason == _AWAITING_ITEM) | (item_reason == _HOLD_ITEM)
+    reason = np.where(pending, -1, item_reason).astype(np.int16)
 
     def first(mask, code):
-        nonlocal reason
-        reason = reason.mask(reason.isna() & np.asarray(mask, dtype=bool), code)
+        reason[(reason < 0) & np.asarray(mask, dtype=bool)] = RANK[code]
 
-    exempt = lines["exempt"].to_numpy(dtype=bool)
-    currency = lines["currency"]
-    bad_currency = ~currency.isin(col.CURRENCIES) | ((currency == "BGN") & (period >= Period(2026, 1)))
-    first(bad_currency.to_numpy(dtype=bool) & cid.notna().to_numpy(), "invalid_currency")
-    first(lines["customer_id"].isna().to_numpy(), "out_of_scope")
-    # Re-rank item reasons that precede the contract-level ones (missing rate, scope...) before term.
-    # reindex, not map: with no contract matched at all (a partition of orphan items) map() fails on
-    # datetimes; reindex keeps the dtype and gives NaT.
-    def dates_of(keys: pd.Series, values: pd.Series) -> pd.Series:
-        return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index)
-
-    start = dates_of(cid, c["start_date"])
-    end = dates_of(cid, c["end_date"])
-    scope = ref.scope.set_index("scope_line_id")
-    s_start = dates_of(lines["scope_line_id"], scope["start_date"]).fillna(start)
-    s_end = dates_of(lines["scope_line_id"], scope["end_date"]).fillna(end)
-    d = lines["service_date"]
-    outside = ((d < start) | (d > end) | (d < s_start) | (d > s_end)).fillna(False).to_numpy(dtype=bool)
+    exempt = lines.exempt
+    euro_only = period >= Period(2026, 1)
+    bad_currency = np.array([c not in col.CURRENCIES or (c == "BGN" and euro_only)
+                             for c in ref.contract_text["currency"].to_pylist()], dtype=bool)
+    first(_gather(bad_currency, cpos, True) & ~lines.contract_id.isna(), "invalid_currency")
+    first(_gather(ref.customer_missing, cpos, True), "out_of_scope")
+    # Term: the contract's and the scope line's (a line without a known scope line: the contract's).
+    nat = np.datetime64("NaT", "ns")
+    start = _gather(ref.contract_start, cpos, nat)
+    end = _gather(ref.contract_end, cpos, nat)
+    spos = lines.scope_pos
+    s_start = _gather(ref.scope_start, spos, nat)
+    s_end = _gather(ref.scope_end, spos, nat)
+    s_start = np.where(np.isnat(s_start), start, s_start)
+    s_end = np.where(np.isnat(s_end), end, s_end)
+    d = lines.service_date
+    outside = (d < start) | (d > end) | (d < s_start) | (d > s_end)  # NaT compares False: not outside
     first(outside & ~exempt, "outside_contract_term")
-    first((item_reason == "awaiting_approval_item").to_numpy(), "awaiting_approval")
-    first((item_reason == "bill_hold_item").to_numpy(), "bill_hold")
-    first(_flag(cid, c["credit_hold"]) & ~exempt, "credit_hold")
-    needs_po = _flag(cid, c["po_required"])
-    no_po = cid.map(c["po_effective"]).isna().to_numpy()
-    first(needs_po & no_po, "missing_po")
-    quarterly = _flag(cid, c["invoice_frequency"] == "quarterly")
-    first(quarterly & (not period.is_quarter_end), "invoice_frequency")
-    # Sanity: every code used is a known reason.
-    unknown = set(reason.dropna().unique()) - set(RANK)
-    if unknown:
-        raise AssertionError(f"unknown reason codes {unknown}")
-    lines["reason"] = reason.astype("string")
+    first(item_reason == _AWAITING_ITEM, "awaiting_approval")
+    first(item_reason == _HOLD_ITEM, "bill_hold")
+    first(_gather(ref.credit_hold, cpos, False) & ~exempt, "credit_hold")
+    first(_gather(ref.po_required, cpos, False) & _gather(ref.po_missing, cpos, True), "missing_po")
+    if not period.is_quarter_end:
+        first(_gather(ref.quarterly, cpos, False), "invoice_frequency")
+    lines.reason = reason
     # Not-billable lines (non-billable, previously billed, covered by a fee) have nothing to bill:
     # their candidate amount is zero and only their cost is reported as unbilled cost.
-    not_billable = reason.isin([r.code for r in PRECEDENCE if r.category == "not_billable"]).to_numpy()
-    lines.loc[not_billable, "amount_cents"] = 0
-    lines["billed_cents"] = np.where(reason.isna().to_numpy(), lines["amount_cents"].to_numpy(), 0)
-    return lines
+    lines.amount_cents = np.where(np.isin(reason, _NOT_BILLABLE), 0, lines.amount_cents)
+    lines.billed_cents = np.where(reason < 0, lines.amount_cents, 0)
 
 
-def _apply_caps(lines: pd.DataFrame, ref: _Ref, prior: pd.DataFrame) -> pd.DataFrame:
+def _apply_caps(lines: _Lines, ref: _Ref, prior: pd.DataFrame) -> None:
     """Bill up to each scope line's not-to-exceed; hold the excess as `over_cap`.
 
     Headroom = cap - everything billed on the line in earlier periods. This period's billable lines
     fill it in order: credits first (they free headroom), then by service date and line id. The line
     that crosses the cap is billed in part.
     """
-    caps = ref.scope.set_index("scope_line_id")["not_to_exceed_cents"].dropna()
-    lines["unbilled_cents"] = lines["amount_cents"] - lines["billed_cents"]
-    if caps.empty:
-        return lines
-    capped = lines["scope_line_id"].isin(caps.index).to_numpy() & lines["reason"].isna().to_numpy()
+    lines.unbilled_cents = lines.amount_cents - lines.billed_cents
+    cap = ref.scope["not_to_exceed_cents"]
+    has_cap = cap.notna().to_numpy()
+    if not has_cap.any():
+        return
+    capped = _gather(has_cap, lines.scope_pos, False) & (lines.reason < 0)
     if not capped.any():
-        return lines
+        return
     used = prior.groupby("scope_line_id")["amount_cents"].sum()
-    sub = lines.loc[capped, ["scope_line_id", "service_date", "line_id", "billed_cents"]].copy()
-    sub["credit_first"] = (sub["billed_cents"] >= 0).astype(int)
-    sub = sub.sort_values(["scope_line_id", "credit_first", "service_date", "line_id"])
-    headroom = (sub["scope_line_id"].map(caps).astype("int64")
-                - sub["scope_line_id"].map(used).fillna(0).astype("int64")).clip(lower=0)
-    cum = sub.groupby("scope_line_id")["billed_cents"].cumsum()
-    before = cum - sub["billed_cents"]
-    allowed = (headroom - before).clip(lower=0)
-    billed = np.minimum(sub["billed_cents"], allowed).where(sub["billed_cents"] > 0, sub["billed_cents"])
-    lines.loc[sub.index, "billed_cents"] = billed.astype("int64")
-    lines["unbilled_cents"] = lines["amount_cents"] - lines["billed_cents"]
-    over = capped & (lines["unbilled_cents"].to_numpy() != 0)
-    lines.loc[over, "reason"] = "over_cap"
-    return lines
+    used = used.reindex(ref.scope_index).fillna(0).to_numpy(dtype=np.int64)
+    headroom = np.clip(cap.fillna(0).to_numpy(dtype=np.int64) - used, 0, None)
+    # Capped lines in line-id order, then stably by scope line, credits first, service date.
+    sub = lines.order[capped[lines.order]]
+    scope = lines.scope_pos[sub]
+    billed = lines.billed_cents[sub]
+    date = lines.service_date[sub]
+    _, day = np.unique(np.where(np.isnat(date), np.datetime64(np.iinfo(np.int64).max - 1, "ns"), date),
+                       return_inverse=True)
+    seq = np.argsort(scope.astype(np.int64) * 2 * (len(sub) + 1) + (billed >= 0) * (len(sub) + 1) + day,
+                     kind="stable") if len(ref.scope_index) < 2**62 // (2 * (len(sub) + 1)) else \
+        np.lexsort((day, billed >= 0, scope))
+    sub, scope, billed = sub[seq], scope[seq], billed[seq]
+    total = np.cumsum(billed)
+    first_of_group = np.flatnonzero(np.r_[True, scope[1:] != scope[:-1]])
+    group_start = np.repeat(first_of_group, np.diff(np.r_[first_of_group, len(sub)]))
+    before = total - billed - (total[group_start] - billed[group_start])
+    allowed = np.clip(headroom[scope] - before, 0, None)
+    lines.billed_cents[sub] = np.where(billed > 0, np.minimum(billed, allowed), billed)
+    lines.unbilled_cents = lines.amount_cents - lines.billed_cents
+    over = capped & (lines.unbilled_cents != 0)
+    lines.reason[over] = RANK["over_cap"]

@@ -11,7 +11,7 @@ from billing.billable import compute_billing_lines
 from billing.conservation import ConservationReport, check_conservation
 from billing.invoices import Batch, build_batch
 from billing.periods import Period
-from billing.reasons import BY_CODE
+from billing.reasons import EXCEPTIONS
 from billing.unbilled import aging_summary, unbilled_items
 
 
@@ -47,7 +47,7 @@ def compute_close(data: Mapping[str, pd.DataFrame], period: Period,
     lines = compute_billing_lines(data, period, quarantine=quarantine, extra_credit_holds=credit_holds)
     batch = build_batch(lines, data["customers"], data["contracts"], period)
     unbilled = unbilled_items(lines, period)
-    exceptions = unbilled[unbilled["reason"].map(lambda r: BY_CODE[r].category == "exception")]
+    exceptions = unbilled[unbilled["reason"].isin(EXCEPTIONS).to_numpy(dtype=bool, na_value=False)]
     report = check_conservation(data["expenditure_items"], lines, batch, unbilled)
     return CloseResult(period, lines, batch, unbilled, aging_summary(unbilled), exceptions.reset_index(drop=True),
                        report)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from billing.columns import Dataset
 
@@ -82,7 +85,7 @@ def conform(raw: pd.DataFrame, dataset: Dataset, origin: str, row_offset: int = 
         out[col.name] = conv
     if problems:
         raise SchemaError(problems)
-    return pd.DataFrame(out, index=pd.RangeIndex(len(raw)))
+    return pd.DataFrame(out, index=pd.RangeIndex(len(raw)), copy=False)
 
 
 _NAMES = {"string": "text", "int64": "whole number", "Int64": "whole number", "bool": "true/false",
@@ -97,16 +100,19 @@ def _is_blank(s: pd.Series) -> np.ndarray:
 
 def _convert(s: pd.Series, dtype: str) -> tuple[pd.Series, np.ndarray]:
     """Convert one column; return (converted, mask of values that were present but did not parse)."""
-    blank = _is_blank(s)
     if dtype == "string":
+        # Stripped once: a value that is blank after stripping becomes null (what _is_blank tests).
         conv = s.astype("string").str.strip()
-        conv = conv.mask(blank)
+        empty = (conv == "").to_numpy(dtype=bool, na_value=False)
+        if empty.any():
+            conv = conv.mask(empty)
         return conv.reset_index(drop=True), np.zeros(len(s), dtype=bool)
     if dtype in ("int64", "Int64"):
         if pd.api.types.is_integer_dtype(s):
             conv = s.astype("Int64")
             bad = np.zeros(len(s), dtype=bool)
         else:
+            blank = _is_blank(s)
             text = s.astype("string").str.strip()
             num = pd.to_numeric(text.mask(blank), errors="coerce")
             frac = num.notna() & (num != np.floor(num))
@@ -121,7 +127,7 @@ def _convert(s: pd.Series, dtype: str) -> tuple[pd.Series, np.ndarray]:
             return s.astype("bool").reset_index(drop=True), np.zeros(len(s), dtype=bool)
         text = s.astype("string").str.strip().str.lower()
         is_t = text.isin(_TRUE).to_numpy(dtype=bool, na_value=False)
-        is_f = text.isin(_FALSE).to_numpy(dtype=bool, na_value=False) | blank
+        is_f = text.isin(_FALSE).to_numpy(dtype=bool, na_value=False) | _is_blank(s)
         bad = ~(is_t | is_f)
         conv = pd.Series(is_t, dtype="bool")
         return conv, bad
@@ -130,8 +136,152 @@ def _convert(s: pd.Series, dtype: str) -> tuple[pd.Series, np.ndarray]:
             conv = pd.to_datetime(s).dt.tz_localize(None) if getattr(s.dt, "tz", None) else s
             conv = conv.dt.normalize().astype("datetime64[ns]")
             return conv.reset_index(drop=True), np.zeros(len(s), dtype=bool)
+        blank = _is_blank(s)
         text = s.astype("string").str.strip().mask(blank)
         conv = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
         bad = conv.isna().to_numpy() & ~blank
         return conv.reset_index(drop=True), bad
     raise ValueError(f"unknown dtype {dtype}")
+
+
+# --- text columns as Arrow arrays and codes ----------------------------------------------------------
+# The canonical "string" dtype is Arrow-backed (pandas 3). At millions of rows, the close works on the
+# Arrow arrays and on integer codes rather than on Python objects: see docs/BENCHMARKS.md.
+TEXT = pa.large_string()
+
+
+def text_array(s: pd.Series | Sequence) -> pa.Array:
+    """A text column as one Arrow large_string array (zero-copy for the canonical "string" dtype)."""
+    if isinstance(s, pd.Series) and isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        arr = pa.array(s.array)
+    else:
+        arr = pa.array(pd.Series(s, dtype="object").astype("string").array)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if arr.type == TEXT else arr.cast(TEXT)
+
+
+class TextCodes:
+    """A text column as codes into a dictionary of values; code -1 is null.
+
+    Filtering, reordering and concatenating move integer codes; the text is materialised once, when
+    the result frame is built. Per-value look-ups (a project's contract, a role's description) run on
+    the dictionary and are gathered by code.
+    """
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, codes: np.ndarray, values: pa.Array):
+        self.codes = codes
+        self.values = values
+
+    @classmethod
+    def encode(cls, s: pd.Series) -> TextCodes:
+        """Dictionary-encode a low-cardinality column (values unique, so equal codes = equal text)."""
+        enc = pc.dictionary_encode(text_array(s))
+        codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        return cls(codes, enc.dictionary.cast(TEXT))
+
+    @classmethod
+    def positional(cls, s: pd.Series | Sequence) -> TextCodes:
+        """Keep a (near-)unique column as its own dictionary: row i has code i, or -1 when null."""
+        arr = text_array(s)
+        codes = np.arange(len(arr), dtype=np.int32)
+        if arr.null_count:
+            codes[np.asarray(arr.is_null())] = -1
+        return cls(codes, arr)
+
+    @classmethod
+    def of(cls, codes: np.ndarray, values: Sequence[str | None] | pa.Array) -> TextCodes:
+        vals = values if isinstance(values, pa.Array) else pa.array(list(values), type=TEXT)
+        return cls(np.asarray(codes, dtype=np.int32), vals.cast(TEXT))
+
+    @property
+    def n(self) -> int:
+        return len(self.codes)
+
+    def isna(self) -> np.ndarray:
+        if not self.values.null_count:
+            return self.codes < 0
+        null_value = np.append(np.asarray(self.values.is_null()), True)  # code -1 picks the last
+        return null_value[self.codes]
+
+    def value_list(self) -> list:
+        return self.values.to_pylist()
+
+    def per_value(self, lookup: np.ndarray) -> np.ndarray:
+        """Gather a per-value array by code; `lookup` has one extra last element, used for nulls."""
+        return lookup[self.codes]
+
+    def take(self, idx: np.ndarray) -> TextCodes:
+        return TextCodes(self.codes[idx], self.values)
+
+    def to_arrow(self, idx: np.ndarray | None = None) -> pa.Array:
+        """The text (of rows `idx`, in that order) as one Arrow array, built by one take."""
+        codes = self.codes if idx is None else self.codes[idx]
+        null = codes < 0
+        if not null.any():
+            return self.values.take(pa.array(codes))
+        # A null appended to the dictionary: cheaper to take than null positions in the indices.
+        values = pa.concat_arrays([self.values, pa.nulls(1, type=self.values.type)])
+        return values.take(pa.array(np.where(null, len(self.values), codes).astype(np.int32, copy=False)))
+
+    @staticmethod
+    def concat(parts: Sequence[TextCodes]) -> TextCodes:
+        if len(parts) == 1:
+            return parts[0]
+        offset, codes = 0, []
+        for p in parts:
+            codes.append(np.where(p.codes < 0, -1, p.codes + offset).astype(np.int32))
+            offset += len(p.values)
+        return TextCodes(np.concatenate(codes), pa.concat_arrays([p.values for p in parts]))
+
+
+def text_series(arr: pa.Array) -> pd.Series:
+    """An Arrow text array as a Series of the canonical "string" dtype (no copy)."""
+    return pd.Series(pd.arrays.ArrowStringArray(arr), copy=False)
+
+
+def repeated_rows(keys: Sequence[np.ndarray], order: np.ndarray) -> np.ndarray:
+    """True for every row whose key (the same value in every array of `keys`) occurs at an earlier
+    position of `order` (a permutation of the rows); the first occurrence is False.
+
+    Exact and linear: rows are hashed on their key; only rows whose hash repeats (true repeats and
+    rare collisions) are compared column by column. Arrays hold integers (codes for text, int64
+    views for dates); equal values must mean equal keys, so nulls need one agreed value (e.g. -1).
+    """
+    n = len(order)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    h = row_hashes(keys)
+    cand = np.flatnonzero(pd.Series(h, copy=False).duplicated(keep=False).to_numpy())
+    if not len(cand):
+        return out
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    cand = cand[np.argsort(rank[cand], kind="stable")]
+    sub = pd.DataFrame({i: np.asarray(k)[cand] for i, k in enumerate(keys)})
+    out[cand] = sub.duplicated(keep="first").to_numpy()
+    return out
+
+
+def row_hashes(keys: Sequence[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash of each row's values in `keys` (integer arrays), for grouping candidates."""
+    n = len(keys[0])
+    h = np.zeros(n, dtype=np.uint64)
+    t = np.empty(n, dtype=np.uint64)
+    for k in keys:
+        # h ^= x + golden + (h << 6) + (h >> 2), in place (boost's hash_combine)
+        np.left_shift(h, np.uint64(6), out=t)
+        t += np.asarray(k).astype(np.int64, copy=False).view(np.uint64)
+        t += np.uint64(0x9E3779B97F4A7C15)
+        t += h >> np.uint64(2)
+        h ^= t
+    return h
+
+
+def sort_order(s: pd.Series | pa.Array) -> np.ndarray:
+    """Stable ascending order of a text column (Arrow sort; nulls last, like pandas)."""
+    arr = s if isinstance(s, pa.Array) else text_array(s)
+    return pc.sort_indices(arr).to_numpy()

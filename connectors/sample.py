@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 
 from billing import columns as col
@@ -19,12 +21,16 @@ class SampleCompanyConnector:
         self.seed = seed
         self.name = f"sample:items={n_items},seed={seed}"
         self._cache: dict[str, dict[str, pd.DataFrame]] = {}
+        # Extract tasks read the datasets concurrently: the first generates the company, the others wait
+        # for it (without the lock each of the nine generated its own copy).
+        self._lock = threading.Lock()
 
     def read(self, dataset: str, period: Period) -> pd.DataFrame:
         key = str(period)
-        if key not in self._cache:
-            self._cache = {key: generate(period, self.n_items, self.seed)}
-        return self._cache[key][dataset]
+        with self._lock:
+            if key not in self._cache:
+                self._cache = {key: generate(period, self.n_items, self.seed)}
+            return self._cache[key][dataset]
 
     def seeded_faults(self, period: Period) -> dict[str, dict]:
         """The data-quality faults the generator seeded, by the expectation that must catch them.

@@ -7,7 +7,9 @@ one column per rule. The suite JSON then states the expectation, its severity an
 column. Derived column names are the ones the suites in ``gx/expectations/`` use; each suite
 expectation's ``meta.derived`` repeats what the column means.
 
-Pure: pandas and numpy only; no Great Expectations, no I/O, no clock. Dates become day numbers because
+Pure: pandas, numpy and Arrow compute only; no Great Expectations, no I/O, no clock. Text columns the
+rules compare (project, person...) are compared as integer codes (billing.schema.TextCodes): at millions
+of items, Python objects per row would cost more than the whole suite. Dates become day numbers because
 comparing numbers is several times cheaper for GE than comparing datetimes (REFERENCE.md). Numeric
 derived columns that are "not applicable" on some rows are float64 with NaN, not nullable Int64: GE
 skips NaN as missing and compares float64 vectorised, but walks an Int64 column value by value in
@@ -20,9 +22,11 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from billing import columns as col
 from billing.periods import Period
+from billing.schema import TextCodes, repeated_rows, sort_order, text_array
 
 EPOCH = date(1970, 1, 1)
 HOURS_24_MILLI = 24_000
@@ -94,46 +98,77 @@ def validation_frames(datasets: dict[str, pd.DataFrame], period: Period) -> dict
 
 def _items_frame(items: pd.DataFrame, project_contract: pd.Series, scope_lines: pd.DataFrame,
                  rate_card: pd.DataFrame) -> pd.DataFrame:
-    items = items.copy()
+    # A shallow copy: the derived columns are added without copying the canonical ones (copy-on-write).
+    items = items.copy(deep=False)
     is_labor = (items["expenditure_type"] == "labor").fillna(False).to_numpy(dtype=bool)
     quantity = items["quantity_milli"].to_numpy()
     adjustment = items["adjustment_type"]
+    # Text columns the rules compare, as integer codes (equal codes = equal text; -1 = null).
+    project = TextCodes.encode(items[col.PROJECT_ID])
+    person = TextCodes.encode(items["person_id"])
 
-    items["project_exists"] = _exists(items[col.PROJECT_ID], project_contract.index)
+    items["project_exists"] = project.per_value(_with_null(_exists_values(project, project_contract.index), False))
     items["labor_hours_abs_milli"] = np.where(is_labor, np.abs(quantity), np.nan)
     reverses = adjustment.isin(NEGATIVE_COST_ADJUSTMENTS).fillna(False).to_numpy(dtype=bool)
     items["cost_cents_unless_reversal"] = np.where(reverses, np.nan, items["raw_cost_cents"].to_numpy())
     items["expenditure_day"] = _days(items["expenditure_date"])
 
-    repeat = repeat_entries(items)
+    repeat = repeat_entries(items, project=project, person=person)
     items["is_repeat_entry"] = repeat
 
-    counted = is_labor & adjustment.isna().to_numpy(dtype=bool) & ~repeat & items["person_id"].notna().to_numpy()
-    day_total = (items.loc[counted].groupby(["person_id", "expenditure_date"], sort=False, observed=True)
-                 ["quantity_milli"].transform("sum"))
+    dates = items["expenditure_date"].to_numpy(dtype="datetime64[ns]")
+    counted = is_labor & adjustment.isna().to_numpy(dtype=bool) & ~repeat & ~person.isna() & ~np.isnat(dates)
+    day = dates.view(np.int64)
     person_day = np.full(len(items), np.nan)
-    person_day[counted] = day_total.to_numpy(dtype=float)
+    if counted.any():
+        _, day_code = np.unique(day[counted], return_inverse=True)
+        key = person.codes[counted].astype(np.int64) * (int(day_code.max()) + 1) + day_code
+        day_total = pd.Series(quantity[counted]).groupby(key, sort=False).transform("sum")
+        person_day[counted] = day_total.to_numpy(dtype=float)
     items["person_day_hours_milli"] = person_day
 
-    contract = items[col.PROJECT_ID].map(project_contract)
+    # bill_rate_on_file, per distinct project (its contract) and role, then gathered by code.
+    contracts = pd.Series(project.value_list(), dtype=object).map(project_contract).to_numpy(dtype=object)
     tm_contracts = scope_lines.loc[scope_lines["billing_type"] == "time_and_materials", col.CONTRACT_ID].unique()
-    applies = (items[col.ROLE].notna() & contract.isin(tm_contracts).fillna(False)).to_numpy(dtype=bool)
+    is_tm = pd.Index(contracts, dtype=object).isin(tm_contracts)
+    role = TextCodes.encode(items[col.ROLE])
+    roles = role.value_list()
     rated = pd.MultiIndex.from_frame(rate_card[[col.CONTRACT_ID, col.ROLE]].dropna().drop_duplicates())
-    has_rate = pd.MultiIndex.from_arrays([contract, items[col.ROLE]]).isin(rated)
+    if len(contracts) * len(roles) <= 4_000_000:
+        grid = pd.MultiIndex.from_product([pd.Index(contracts, dtype=object), pd.Index(roles, dtype=object)])
+        has = grid.isin(rated).reshape(len(contracts), len(roles))
+        # A last row and column (numpy's index -1) for a null project or role: no rate.
+        has_rate = np.pad(has, ((0, 1), (0, 1)), constant_values=False)[project.codes, role.codes]
+    else:
+        contract = _with_null(contracts, None)[project.codes]
+        has_rate = pd.MultiIndex.from_arrays([contract, items[col.ROLE].to_numpy(dtype=object)]).isin(rated)
+    applies = ~role.isna() & project.per_value(_with_null(is_tm, False))
     items["bill_rate_on_file"] = ~applies | has_rate
     return items
 
 
-def repeat_entries(items: pd.DataFrame) -> np.ndarray:
+def repeat_entries(items: pd.DataFrame, project: TextCodes | None = None,
+                   person: TextCodes | None = None) -> np.ndarray:
     """True for every item that repeats an earlier one (ordered by item_id) on all of REPEAT_KEY.
 
     The first occurrence is False: it is the entry to keep, only the repeats are quarantined.
+    (`project` and `person`: those columns' codes, when the caller has them already.)
     """
-    order = np.argsort(items[col.ITEM_ID].to_numpy(dtype=object, na_value=""), kind="stable")
-    repeats_sorted = items[list(REPEAT_KEY)].iloc[order].duplicated(keep="first").to_numpy()
-    repeat = np.empty(len(items), dtype=bool)
-    repeat[order] = repeats_sorted
-    return repeat
+    given = {"project_id": project, "person_id": person}
+    keys = []
+    for name in REPEAT_KEY:
+        s = items[name]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            keys.append(s.to_numpy(dtype="datetime64[ns]").view(np.int64))
+        elif pd.api.types.is_integer_dtype(s) and not s.isna().any():
+            keys.append(s.to_numpy(dtype=np.int64))
+        elif pd.api.types.is_string_dtype(s):
+            keys.append((given.get(name) or TextCodes.encode(s)).codes)
+        else:  # anything else: codes of the values, nulls equal
+            keys.append(pd.factorize(s, use_na_sentinel=True)[0])
+    # Item ids in ascending order, a missing id as "" (stable: equal ids keep their row order).
+    order = sort_order(pc.fill_null(text_array(items[col.ITEM_ID]), ""))
+    return repeated_rows(keys, order)
 
 
 def _ids(frame: pd.DataFrame, column: str) -> pd.Index:
@@ -147,7 +182,22 @@ def _lookup(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
 
 
 def _exists(values: pd.Series, known: pd.Index) -> np.ndarray:
-    return (values.notna() & values.isin(known)).to_numpy(dtype=bool)
+    if not (pd.api.types.is_string_dtype(values) and pd.api.types.is_string_dtype(known)):
+        return (values.notna() & values.isin(known)).to_numpy(dtype=bool)
+    # Arrow's hash look-up (Series.isin on Arrow text builds one Arrow scalar per known value in Python).
+    arr = text_array(values)
+    found = pc.is_in(arr, value_set=text_array(pd.Series(known.to_numpy(dtype=object), dtype=object)))
+    return found.to_numpy(zero_copy_only=False) & ~np.asarray(arr.is_null())
+
+
+def _exists_values(codes: TextCodes, known: pd.Index) -> np.ndarray:
+    """For each distinct value of a text column: is it in `known`?"""
+    return pd.Index(codes.value_list(), dtype=object).isin(known)
+
+
+def _with_null(a: np.ndarray, null_value) -> np.ndarray:
+    """`a` with one more element, the value a null code (-1) picks (numpy's a[-1])."""
+    return np.append(a, np.asarray([null_value], dtype=a.dtype))
 
 
 def _days(dates: pd.Series) -> np.ndarray:

@@ -24,9 +24,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from billing import columns as col
 from billing.periods import Period
+from billing.schema import text_array
 from expectations.frames import expectation_parameters, validation_frames
 
 SUITES_DIR = Path(__file__).resolve().parent / "gx" / "expectations"
@@ -168,7 +171,10 @@ def validate_datasets(datasets: dict[str, pd.DataFrame], period: Period,
     quarantine_parts: list[pd.DataFrame] = []
     for name, doc in documents.items():
         frame = frames[name]
-        suite_result = _run_suite(context, source, doc, frame, params, keep_results=data_docs_dir is not None)
+        # GE fingerprints and filters the whole batch frame for every expectation: it gets only the
+        # columns its suite reads; the quarantine reads values from the full frame (same positions).
+        suite_result = _run_suite(context, source, doc, ge_frame(doc, frame), params,
+                                  keep_results=data_docs_dir is not None)
         for res in suite_result.results:
             outcome, positions = _outcome(name, res)
             results.append(outcome)
@@ -250,6 +256,64 @@ def _outcome(suite: str, res) -> tuple[ExpectationOutcome, np.ndarray | None]:
         error=error,
     )
     return outcome, positions
+
+
+# Expectations whose outcome depends only on which values are equal or missing, not on the text: GE
+# can run them on integer codes, which it fingerprints, deduplicates and filters many times faster than
+# Arrow text (at 5M items: ~8 s less on item_id). Set membership runs on a categorical of the text.
+EQUALITY_ONLY = frozenset({"expect_column_values_to_not_be_null", "expect_column_values_to_be_unique"})
+SET_MEMBERSHIP = frozenset({"expect_column_values_to_be_in_set"})
+
+
+def suite_columns(doc: dict[str, Any], frame: pd.DataFrame) -> list[str]:
+    """The frame's columns a suite's expectations read, in frame order (every column if none named)."""
+    named = {c for e in doc.get("expectations", []) for c in _columns(e.get("kwargs", {}))}
+    cols = [c for c in frame.columns if c in named]
+    return cols or list(frame.columns)
+
+
+def ge_frame(doc: dict[str, Any], frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame GE validates: only the columns the suite reads, text in the cheapest equivalent form.
+
+    Same rows and index as `frame` (the quarantine reads values from `frame` by position), and for every
+    expectation of the suite the same outcome: a text column checked only for nulls and repeats becomes
+    codes (equal text, equal code; null stays null), one checked only against a set becomes a
+    categorical of the same text. A column any other expectation reads is passed as it is.
+    """
+    uses: dict[str, set[str]] = {}
+    for e in doc.get("expectations", []):
+        cols = _columns(e.get("kwargs", {}))
+        for c in cols:
+            uses.setdefault(c, set()).add(e["type"] if len(cols) == 1 else "several columns")
+    out = {}
+    for c in suite_columns(doc, frame):
+        s = frame[c]
+        text = pd.api.types.is_string_dtype(s) and not isinstance(s.dtype, pd.CategoricalDtype)
+        if text and uses.get(c) and uses[c] <= EQUALITY_ONLY:
+            out[c] = pd.Series(equality_codes(s), index=frame.index)
+        elif text and uses.get(c) and uses[c] <= SET_MEMBERSHIP:
+            out[c] = s.astype("category")
+        else:
+            out[c] = s
+    return pd.DataFrame(out, index=frame.index, copy=False)
+
+
+def equality_codes(s: pd.Series) -> np.ndarray:
+    """The rank of each value among the column's distinct values (float; NaN for null)."""
+    arr = text_array(s)
+    n = len(arr)
+    codes = np.full(n, np.nan)
+    valid = n - arr.null_count
+    if not valid:
+        return codes
+    order = pc.sort_indices(arr).to_numpy()[:valid]  # nulls sort last
+    ordered = arr.take(pa.array(order))
+    new_value = np.ones(valid, dtype=bool)
+    if valid > 1:
+        same = pc.equal(ordered.slice(0, valid - 1), ordered.slice(1, valid - 1))
+        new_value[1:] = ~same.to_numpy(zero_copy_only=False)
+    codes[order] = np.cumsum(new_value) - 1
+    return codes
 
 
 def _columns(kwargs: dict[str, Any]) -> tuple[str, ...]:
