@@ -7,10 +7,8 @@ between the hand-off and its record (os._exit through the hook) and runs it agai
 
 from __future__ import annotations
 
-import email
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from aiosmtpd.controller import Controller
 
 from store import Store
 from store.receivables import CollectionsStore
+from tests.support.alert_sinks import SmtpSink
 
 AS_OF = "2026-11-05"
 PREPARER = "Maria Ivanova"
@@ -30,28 +28,10 @@ APPROVER = "Credit Manager"
 BIN = str(Path(sys.executable).with_name("billing-cycle"))
 
 
-class Inbox:
-    def __init__(self):
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
-        self.messages.append(email.message_from_bytes(envelope.original_content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def smtp():
-    inbox = Inbox()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    ctl.start()
-    yield inbox, ctl.port
-    ctl.stop()
+    with SmtpSink() as sink:
+        yield sink, sink.port
 
 
 def _params(out: Path, port: int, **kw):
@@ -112,7 +92,7 @@ def _decisions(cstore: CollectionsStore, approve: set[str]) -> list[dict]:
              "decision": "approve" if a.customer_id in approve else "reject"} for a in waiting.itertuples()]
 
 
-def _to(inbox: Inbox) -> list[str]:
+def _to(inbox: SmtpSink) -> list[str]:
     return sorted(m["To"] for m in inbox.messages)
 
 
