@@ -12,6 +12,7 @@ latest revision of each base key:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -33,57 +34,90 @@ class HandoffPlan:
 
 
 def plan_handoff(docs: pd.DataFrame, lines: pd.DataFrame, existing: pd.DataFrame,
-                 existing_lines: dict[str, pd.DataFrame]) -> HandoffPlan:
-    """docs/lines: this run's batch; existing: the store's documents of the period (all revisions)."""
+                 existing_lines: pd.DataFrame | Mapping[str, pd.DataFrame]) -> HandoffPlan:
+    """docs/lines: this run's batch; existing: the store's documents of the period (all revisions);
+    existing_lines: the printed lines of the existing documents that were handed off (one frame with
+    ``document_key``, or a frame per document key), which a reversal copies.
+
+    One pass over the documents decides what each needs; the lines are then selected once for all of
+    them (no filter of every line per document).
+    """
     docs = docs.assign(base_key=docs["document_key"], revision=1, supersedes_key=None, reverses_key=None)
-    latest = (existing[existing["status"] != "superseded"].sort_values("revision")
-              .drop_duplicates("base_key", keep="last").set_index("base_key")) if len(existing) else None
-    add_docs, add_lines, superseded, deliver, unchanged = [], [], [], [], []
-    for d in docs.itertuples(index=False):
-        prev = latest.loc[d.base_key] if latest is not None and d.base_key in latest.index else None
-        my_lines = lines[lines["document_key"] == d.document_key]
+    latest: dict[str, dict] = {}
+    if len(existing):
+        last = (existing[existing["status"] != "superseded"].sort_values("revision", kind="stable")
+                .drop_duplicates("base_key", keep="last"))
+        latest = {r["base_key"]: r for r in last.to_dict("records")}
+    prev_lines = _lines_by_document(existing_lines)
+    add_docs, superseded, deliver, unchanged = [], [], [], []
+    keep: list[str] = []               # this run's documents recorded under their own key
+    renamed: dict[str, str] = {}       # this run's document key -> its revision's key
+    reversal_lines: list[pd.DataFrame] = []
+    for d in docs.to_dict("records"):
+        prev = latest.get(d["base_key"])
         if prev is None:
-            add_docs.append(d._asdict())
-            add_lines.append(my_lines)
-            deliver.append(d.document_key)
+            add_docs.append(d)
+            keep.append(d["document_key"])
+            deliver.append(d["document_key"])
             continue
-        if prev["content_hash"] == d.content_hash:
+        if prev["content_hash"] == d["content_hash"]:
             if prev["status"] == "handed_off":
                 unchanged.append(prev["document_key"])
             elif prev["status"] != "rejected":
                 deliver.append(prev["document_key"])
             continue
         rev = int(prev["revision"]) + 1
-        new_key = f"{d.base_key}{REVISION_SEP}{rev}"
-        row = d._asdict() | {"document_key": new_key, "revision": rev, "supersedes_key": prev["document_key"]}
-        add_docs.append(row)
-        add_lines.append(my_lines.assign(document_key=new_key))
+        new_key = f"{d['base_key']}{REVISION_SEP}{rev}"
+        add_docs.append(d | {"document_key": new_key, "revision": rev, "supersedes_key": prev["document_key"]})
+        renamed[d["document_key"]] = new_key
         deliver.append(new_key)
         if prev["status"] == "handed_off":
-            cm, cm_lines = _reversal(prev, existing_lines[prev["document_key"]])
+            cm, cm_lines = _reversal(prev, prev_lines(prev["document_key"]))
             add_docs.append(cm)
-            add_lines.append(cm_lines)
+            reversal_lines.append(cm_lines)
             deliver.append(cm["document_key"])
         superseded.append(prev["document_key"])
-    if latest is not None:
-        gone = latest[~latest.index.isin(docs["base_key"]) & latest["reverses_key"].isna()]
-        for base, prev in gone.iterrows():
-            if prev["status"] == "handed_off":
-                cm, cm_lines = _reversal(prev.rename({}) | pd.Series({"base_key": base}),
-                                         existing_lines[prev["document_key"]])
-                add_docs.append(cm)
-                add_lines.append(cm_lines)
-                deliver.append(cm["document_key"])
-            superseded.append(prev["document_key"])
+    this_run = set(docs["base_key"])
+    for base, prev in latest.items():
+        if base in this_run or not _missing(prev.get("reverses_key")):
+            continue
+        if prev["status"] == "handed_off":
+            cm, cm_lines = _reversal(prev | {"base_key": base}, prev_lines(prev["document_key"]))
+            add_docs.append(cm)
+            reversal_lines.append(cm_lines)
+            deliver.append(cm["document_key"])
+        superseded.append(prev["document_key"])
     new_docs = pd.DataFrame(add_docs)
-    new_lines = pd.concat(add_lines, ignore_index=True) if add_lines else lines.iloc[0:0]
+    picked = lines[lines["document_key"].isin(keep + list(renamed))]
+    if renamed:
+        keys = picked["document_key"]
+        picked = picked.assign(document_key=keys.map(renamed).fillna(keys).astype(keys.dtype))
+    new_lines = pd.concat([picked, *reversal_lines], ignore_index=True) if reversal_lines else \
+        picked.reset_index(drop=True)
     return HandoffPlan(new_docs, new_lines, superseded, deliver, unchanged)
 
 
-def _reversal(prev: pd.Series, prev_lines: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+def _missing(v) -> bool:
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
+def _lines_by_document(existing_lines: pd.DataFrame | Mapping[str, pd.DataFrame]):
+    """key -> that document's lines, from one frame or a mapping of frames."""
+    if isinstance(existing_lines, Mapping):
+        return lambda key: existing_lines[key]
+    positions = existing_lines.groupby("document_key", sort=False).indices if len(existing_lines) else {}
+
+    def lines_of(key: str) -> pd.DataFrame:
+        if key not in positions:
+            raise KeyError(f"the lines of handed-off document {key} are not in the store")
+        return existing_lines.iloc[positions[key]]
+    return lines_of
+
+
+def _reversal(prev: Mapping, prev_lines: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     """A credit memo that reverses a handed-off document in full, line by line."""
     key = f"CM-REV-{prev['document_key']}"
-    doc = {c: prev[c] for c in prev.index if c not in ("status", "run_id", "created_at", "updated_at")}
+    doc = {c: v for c, v in prev.items() if c not in ("status", "run_id", "created_at", "updated_at")}
     doc |= {"document_key": key, "base_key": key, "revision": 1, "document_type": "credit_memo",
             "net_cents": -int(prev["net_cents"]), "tax_cents": -int(prev["tax_cents"]),
             "gross_cents": -int(prev["gross_cents"]), "reverses_key": prev["document_key"],

@@ -54,6 +54,29 @@ def cents_to_decimal(cents: int, minor_units: int = 2) -> Decimal:
         Decimal(1).scaleb(-minor_units), rounding=ROUND_HALF_UP)
 
 
+def decimal_texts(values: pd.Series, minor_units: int = 2) -> pd.Series:
+    """A column of integer minor units as exact decimal text in major units, the whole column at once:
+    the same text as ``str(cents_to_decimal(v, minor_units))`` for every value (123456 -> '1234.56',
+    -5 -> '-0.05', 7 with 0 places -> '7'); missing values stay missing (None)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.to_numpy(dtype=object, na_value=None) if values.hasnans else
+                   values.to_numpy(dtype=np.int64), type=pa.int64())
+    magnitude = pc.abs_checked(arr)
+    if minor_units == 0:
+        text = pc.cast(magnitude, pa.string())
+    else:
+        scale = 10 ** minor_units
+        whole = pc.divide(magnitude, scale)  # integer division of non-negative integers: exact
+        frac = pc.subtract(magnitude, pc.multiply(whole, scale))
+        text = pc.binary_join_element_wise(pc.cast(whole, pa.string()),
+                                           pc.utf8_lpad(pc.cast(frac, pa.string()), minor_units, "0"), ".")
+    text = pc.if_else(pc.less(arr, 0), pc.binary_join_element_wise("-", text, ""), text)
+    out = text.to_numpy(zero_copy_only=False).astype(object)
+    return pd.Series(out, index=values.index, dtype=object)
+
+
 def format_cents(cents: int, currency: str = "") -> str:
     """1234567 -> '12,345.67' (with the currency code appended when given)."""
     sign = "-" if cents < 0 else ""

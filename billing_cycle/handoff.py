@@ -39,8 +39,11 @@ class HandoffOutcome:
     refused: dict[str, str] = field(default_factory=dict)  # document key -> the target's refusal
 
 
+CHUNK = 250  # documents per round of store writes; a crash re-sends at most this many (same keys)
+
+
 def hand_off(store: Store, targets: HandoffTarget | Sequence[HandoffTarget], document_keys: list[str],
-             run_id: str) -> HandoffOutcome:
+             run_id: str, chunk: int = CHUNK) -> HandoffOutcome:
     """Deliver each document once to each target: intent recorded, delivered with its idempotency key,
     completion recorded; the document is handed off when every target has it.
 
@@ -50,36 +53,47 @@ def hand_off(store: Store, targets: HandoffTarget | Sequence[HandoffTarget], doc
     refusing a document (``DeliveryRejected``: bad data for that target) leaves the document pending
     with the error recorded and goes on with the others; any other error stops the hand-off (the task
     retries it, and the retry skips what is already delivered).
+
+    The store is written a chunk of documents at a time, target by target: the intents of the
+    chunk's deliveries to a target in one transaction before the first of them, their completions in
+    one transaction after the last (and, on an error, of those that were made before it). Within a
+    chunk a target receives only the documents every earlier target accepted.
     """
     targets = [targets] if not isinstance(targets, Sequence) else list(targets)
-    docs = store.documents()
-    docs = docs[docs["document_key"].isin(document_keys)].set_index("document_key")
+    docs = store.documents(keys=document_keys)
+    docs = docs[docs["status"].isin(DELIVERABLE)].drop_duplicates("document_key")
+    by_key = {d["document_key"]: d for d in docs.to_dict("records")}
+    todo = [k for k in dict.fromkeys(document_keys) if k in by_key]
     outcome = HandoffOutcome()
-    for key in document_keys:
-        if key not in docs.index or docs.loc[key, "status"] not in DELIVERABLE:
-            continue
-        doc = docs.loc[key]
-        lines = store.document_lines(key)
-        try:
-            for i, target in enumerate(targets):
-                last = i == len(targets) - 1
-                ikey = idempotency_key(target.name, key, doc["content_hash"])
-                state = store.handoff_state(target.name, ikey)
-                if state and state["state"] == "delivered":
-                    if last:
-                        store.set_status([key], "handed_off")
-                    continue
-                store.begin_handoff(key, target.name, ikey, run_id)
-                ref = target.deliver({**doc.to_dict(), "document_key": key}, lines, ikey)
-                failpoint("after_deliver")
-                store.complete_handoff(key, target.name, ikey, ref, document_status="handed_off" if last else None)
-        except DeliveryRejected as exc:
-            store.set_handoff_error(key, str(exc))
-            outcome.refused[key] = str(exc)
-            continue
-        if doc.get("handoff_error"):
-            store.set_handoff_error(key, None)
-        outcome.delivered.append(key)
+    for start in range(0, len(todo), chunk):
+        keys = todo[start:start + chunk]
+        lines = store.document_line_records(keys)
+        alive = keys
+        for i, target in enumerate(targets):
+            last = i == len(targets) - 1
+            ikeys = {k: idempotency_key(target.name, k, by_key[k]["content_hash"]) for k in alive}
+            states = store.handoff_states(target.name, ikeys.values())
+            send = [k for k in alive if states.get(ikeys[k], {}).get("state") != "delivered"]
+            store.begin_handoffs(target.name, [(k, ikeys[k]) for k in send], run_id)
+            done: list[tuple[str, str, str]] = []
+            try:
+                for k in send:
+                    try:
+                        ref = target.deliver(by_key[k], lines[k], ikeys[k])
+                    except DeliveryRejected as exc:
+                        outcome.refused[k] = str(exc)
+                        continue
+                    failpoint("after_deliver")
+                    done.append((k, ikeys[k], ref))
+            finally:  # what was delivered is recorded, also when a delivery fails and stops the run
+                sent = set(send)
+                finished = {k for k, _, _ in done} | {k for k in alive if k not in sent}
+                store.complete_handoffs(target.name, done,
+                                        handed_off=[k for k in alive if k in finished] if last else ())
+            alive = [k for k in alive if k not in outcome.refused]
+        store.set_handoff_errors({k: outcome.refused[k] for k in keys if k in outcome.refused}
+                                 | {k: None for k in alive if by_key[k].get("handoff_error")})
+        outcome.delivered.extend(alive)
     return outcome
 
 
@@ -99,6 +113,6 @@ def handoff_summary(plan: HandoffPlan, delivered: list[str], dry_run: bool) -> d
 def plan_preview(store: Store, batch: Batch, period: str, business_units: list[str] | None = None) -> HandoffPlan:
     """What a real run would record and hand off, without writing anything (dry run)."""
     existing = store.documents(period=period, business_units=business_units)
-    existing_lines = {k: store.document_lines(k) for k in existing.loc[
-        existing["status"] == "handed_off", "document_key"]} if len(existing) else {}
+    handed_off = existing.loc[existing["status"] == "handed_off", "document_key"] if len(existing) else []
+    existing_lines = store.document_lines(keys=handed_off)
     return plan_handoff(batch.documents, batch.document_lines, existing, existing_lines)

@@ -2,7 +2,8 @@
 
 CSV files carry money as exact decimal text in major units (column `net`, not `net_cents`) because
 people open them in a spreadsheet; quantities likewise (`quantity`, in hours or units). The Parquet
-file of all billing lines keeps integer cents for machines.
+file of all billing lines keeps integer cents for machines. The CSV files are written by Arrow's
+writer (RFC 4180: a header row, text in double quotes, an empty field for a missing value).
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from billing.close import CloseResult
-from billing.money import cents_to_decimal
+from billing.money import decimal_texts
 from billing.unbilled import BUCKET_NAMES
 
 
@@ -22,9 +27,9 @@ def for_people(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         s = df[c]
         if c.endswith("_cents") or c in BUCKET_NAMES:  # aging buckets hold cents too
-            out[c.removesuffix("_cents")] = [None if pd.isna(v) else str(cents_to_decimal(int(v))) for v in s]
+            out[c.removesuffix("_cents")] = decimal_texts(s, 2)
         elif c.endswith("_milli"):
-            out[c.removesuffix("_milli")] = [None if pd.isna(v) else str(cents_to_decimal(int(v), 3)) for v in s]
+            out[c.removesuffix("_milli")] = decimal_texts(s, 3)
         elif pd.api.types.is_datetime64_any_dtype(s):
             out[c] = s.dt.strftime("%Y-%m-%d")
         else:
@@ -50,10 +55,29 @@ def write_close_outputs(result: CloseResult, folder: Path, quarantine: pd.DataFr
     written = {}
     for name, (df, fname) in files.items():
         path = folder / fname
-        for_people(df).to_csv(path, index=False)
+        write_csv(for_people(df), path)
         written[name] = path
-    lines = result.lines.assign(document_key=result.lines["line_id"].map(result.batch.line_documents))
     path = folder / "billing_lines.parquet"
-    lines.to_parquet(path, index=False)
+    pq.write_table(billing_lines_table(result), path)
     written["billing_lines"] = path
     return written
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """One frame to CSV with Arrow's writer (an order of magnitude faster than pandas' on millions of
+    rows); text columns as text even when every value is missing."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):  # an all-missing object column
+            table = table.set_column(i, field.name, pa.nulls(len(table), pa.string()))
+    pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
+
+
+def billing_lines_table(result: CloseResult) -> pa.Table:
+    """Every billing line with the document it is printed on (null where not billed), as Arrow."""
+    table = pa.Table.from_pandas(result.lines, preserve_index=False)
+    docs = result.batch.line_documents
+    ids = pa.array(docs.index.to_numpy(dtype=object), type=pa.string())
+    keys = pa.array(docs.to_numpy(dtype=object), type=pa.string())
+    at = pc.index_in(table.column("line_id"), value_set=ids)
+    return table.append_column("document_key", pc.take(keys, at))

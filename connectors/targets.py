@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -30,10 +31,26 @@ class DeliveryRejected(ValueError):
         super().__init__(f"{target} refused {document_key}: {field}: {message}")
 
 
+# A document's printed lines: a frame of ``document_lines`` rows, or those rows as mappings (what the
+# hand-off passes: one query for a chunk of documents, no frame per document).
+Lines = pd.DataFrame | Sequence[Mapping]
+
+
+def line_records(lines: Lines | None) -> list[dict]:
+    """The lines as a list of dicts, in line order; missing values as None."""
+    if lines is None:
+        return []
+    if isinstance(lines, pd.DataFrame):
+        rows = lines.astype(object).where(lines.notna(), None).to_dict("records")
+    else:
+        rows = [dict(r) for r in lines]
+    return sorted(rows, key=lambda r: (r.get("line_no") is None, r.get("line_no") or 0))
+
+
 class HandoffTarget(Protocol):
     name: str
 
-    def deliver(self, document: dict, lines: pd.DataFrame, idempotency_key: str) -> str:
+    def deliver(self, document: dict, lines: Lines, idempotency_key: str) -> str:
         """Deliver one document; return an external reference. Same key again -> same reference."""
         ...
 
@@ -50,7 +67,7 @@ class FileDropTarget:
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)
 
-    def deliver(self, document: dict, lines: pd.DataFrame, idempotency_key: str) -> str:
+    def deliver(self, document: dict, lines: Lines, idempotency_key: str) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{document['document_key']}.json"
         if path.exists():
@@ -62,17 +79,20 @@ class FileDropTarget:
         payload = document_payload(document, lines, idempotency_key)
         tmp = path.with_suffix(".json.tmp")
         with open(tmp, "w") as f:
-            json.dump(payload, f, indent=1, default=str)
+            f.write(json.dumps(payload, indent=1, default=str))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return str(path)
 
 
-def document_payload(document: dict, lines: pd.DataFrame, idempotency_key: str) -> dict:
+def document_payload(document: Mapping, lines: Lines, idempotency_key: str) -> dict:
     """The document as JSON: amounts as decimal strings in major units, exact."""
     def money(c):
         return str(cents_to_decimal(int(c)))
+
+    def text(v):
+        return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
 
     return {
         "idempotency_key": idempotency_key,
@@ -80,14 +100,14 @@ def document_payload(document: dict, lines: pd.DataFrame, idempotency_key: str) 
         "period": document["period"], "customer_id": document["customer_id"], "currency": document["currency"],
         "issue_date": str(pd.Timestamp(document["issue_date"]).date()),
         "due_date": str(pd.Timestamp(document["due_date"]).date()),
-        "po_number": None if pd.isna(document.get("po_number")) else document.get("po_number"),
+        "po_number": text(document.get("po_number")),
         "delivery_channel": document.get("delivery_channel"),
-        "reverses": None if pd.isna(document.get("reverses_key")) else document.get("reverses_key"),
+        "reverses": text(document.get("reverses_key")),
         "net": money(document["net_cents"]), "tax": money(document["tax_cents"]),
         "gross": money(document["gross_cents"]), "tax_rate_bp": int(document["tax_rate_bp"]),
-        "lines": [{"line_no": int(r.line_no), "description": r.description,
-                   "quantity": str(cents_to_decimal(int(r.quantity_milli), 3)),
-                   "unit_price": None if pd.isna(r.unit_price_cents) else money(r.unit_price_cents),
-                   "amount": money(r.amount_cents), "project_id": None if pd.isna(r.project_id) else r.project_id}
-                  for r in lines.sort_values("line_no").itertuples(index=False)],
+        "lines": [{"line_no": int(r["line_no"]), "description": r["description"],
+                   "quantity": str(cents_to_decimal(int(r["quantity_milli"]), 3)),
+                   "unit_price": None if text(r.get("unit_price_cents")) is None else money(r["unit_price_cents"]),
+                   "amount": money(r["amount_cents"]), "project_id": text(r.get("project_id"))}
+                  for r in line_records(lines)],
     }

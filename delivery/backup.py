@@ -45,18 +45,36 @@ class BackupError(ValueError):
     """The backup of a document cannot be produced (names the document)."""
 
 
+class BilledDetail:
+    """A run's billed billing lines grouped by the document they are printed on, built once for all
+    of the run's documents (a backup per document then costs its own lines, not a scan of the run)."""
+
+    def __init__(self, billing_lines: pd.DataFrame, line_documents: pd.Series):
+        billed = billing_lines[billing_lines["billed_cents"] != 0].reset_index(drop=True)
+        docs = line_documents.astype("string")
+        docs = docs[~docs.index.duplicated(keep="last")]
+        doc_of = docs.reindex(billed["line_id"].astype("string").to_numpy())
+        self._lines = billed
+        self._positions = pd.Series(doc_of.to_numpy()).groupby(doc_of.to_numpy(), sort=False).indices \
+            if len(billed) else {}
+
+    def __call__(self, document_key: str) -> pd.DataFrame:
+        """The billed lines of one document (its base key: revisions keep their lines' key)."""
+        rows = self._lines.iloc[self._positions.get(document_key, [])]
+        return rows.sort_values(["service_date", "person_id", "line_id"], na_position="last").reset_index(drop=True)
+
+
 def document_detail(document_key: str, billing_lines: pd.DataFrame, line_documents: pd.Series) -> pd.DataFrame:
     """The billing lines billed on one document (its base key: revisions keep their lines' key)."""
-    ids = line_documents.index[line_documents.astype("string") == document_key]
-    detail = billing_lines[billing_lines["line_id"].isin(ids) & (billing_lines["billed_cents"] != 0)]
-    return detail.sort_values(["service_date", "person_id", "line_id"], na_position="last").reset_index(drop=True)
+    return BilledDetail(billing_lines, line_documents)(document_key)
 
 
 def write_backup(document: Mapping, billing_lines: pd.DataFrame, line_documents: pd.Series, folder: Path | str,
-                 requirement: str | None = None) -> Path | None:
+                 requirement: str | None = None, detail: BilledDetail | None = None) -> Path | None:
     """Write ``<folder>/<document_key>-backup.xlsx`` if the customer requires backup; return its path.
 
     ``requirement`` defaults to the document's ``backup_required`` (none: nothing is written).
+    ``detail``: the run's lines grouped once (``BilledDetail``) when writing many documents' backups.
     """
     key = str(document["document_key"])
     requirement = requirement or optional_text(document.get("backup_required")) or "none"
@@ -71,7 +89,7 @@ def write_backup(document: Mapping, billing_lines: pd.DataFrame, line_documents:
     if currency not in MINOR_UNITS:
         raise BackupError(f"{key}: currency {currency!r} is not supported")
     base_key = optional_text(document.get("base_key")) or key
-    detail = document_detail(base_key, billing_lines, line_documents)
+    detail = (detail or BilledDetail(billing_lines, line_documents))(base_key)
     if detail.empty:
         raise BackupError(f"{key}: no billing lines of this run map to the document (line_documents), so its "
                           f"{requirement} backup cannot be produced")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from billing.columns import MINOR_UNITS
 from billing.money import cents_to_decimal
+from connectors.targets import Lines, line_records
 from delivery.errors import DeliveryRejected
 
 RECEIVABLE_TYPES = ("invoice", "credit_memo")
@@ -154,7 +155,7 @@ class CheckedDocument:
         return None if self.due_date is None else (self.due_date - self.issue_date).days
 
 
-def check_document(document: Mapping, lines: pd.DataFrame, target: str,
+def check_document(document: Mapping, lines: Lines, target: str,
                    currencies: Iterable[str] | None = None) -> CheckedDocument:
     """Type and check one receivable document and its lines; raise ``DeliveryRejected`` naming the field.
 
@@ -196,10 +197,11 @@ def check_document(document: Mapping, lines: pd.DataFrame, target: str,
     if net + tax != gross:
         reject("gross_cents", f"net {net} + tax {tax} != gross {gross} (cents)")
 
-    if lines is None or len(lines) == 0:
+    records = line_records(lines)
+    if not records:
         reject("lines", "the document has no lines")
     checked = []
-    for r in lines.to_dict("records"):
+    for r in records:
         no = _int_or_none(r.get("line_no"))
         where = f"lines[{no}]"
         if no is None:

@@ -212,10 +212,14 @@ def month_end_close(params: CloseParameters) -> dict:
                 outcome = state.result()
                 delivered += outcome.delivered
                 refused |= outcome.refused
-            record_unbilled(store, result, run_id)
+            # The snapshot loads into the store while the files are written (both mostly outside
+            # the GIL: the database's and Arrow's own code), and is waited for before the summary.
+            snapshot = record_unbilled.submit(store, result, run_id)
 
         files = write_outputs(result, out, report.quarantine)
         documents = {} if params.dry_run else write_documents(store, result, data, out)
+        if not params.dry_run:
+            snapshot.result()
         plan = _merge_plans(plans)
         summary = summary_dict(result, handoff_summary(plan, delivered, params.dry_run), validation_counts(report))
         summary["validation"]["seeded_faults"] = _seeded_faults_caught(sources, period, report)

@@ -8,7 +8,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
 
 from store import schema as t
 
@@ -21,18 +33,81 @@ def _now() -> datetime:
 
 def _py(v):
     """pandas/numpy scalars to plain Python for the DB-API."""
-    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
         return None
     if isinstance(v, pd.Timestamp):
-        return None if pd.isna(v) else v.date()
+        return v.date()
     if hasattr(v, "item"):
         return v.item()
     return v
 
 
+def _column(s: pd.Series, iso_dates: bool = False) -> list:
+    """One column as plain Python values for the DB-API, converted as a whole column.
+
+    Missing values become None; datetimes become dates (``datetime.date``, or ``'YYYY-MM-DD'`` text
+    with ``iso_dates`` for statements sent to the driver directly); numbers become Python numbers.
+    Object columns (mixed content) go value by value through ``_py``.
+    """
+    if s.dtype == object:
+        return [_py(v) for v in s.tolist()]
+    missing = s.isna().to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        vals = (s.dt.strftime("%Y-%m-%d") if iso_dates else s.dt.date).to_numpy(dtype=object)
+    else:
+        vals = s.to_numpy(dtype=object)
+    if missing.any():
+        if not vals.flags.writeable:
+            vals = vals.copy()
+        vals[missing] = None
+    return vals.tolist()
+
+
 def _records(df: pd.DataFrame, columns: Iterable[str]) -> list[dict]:
     cols = list(columns)
-    return [{c: _py(v) for c, v in zip(cols, row, strict=True)} for row in df[cols].itertuples(index=False)]
+    values = [_column(df[c]) for c in cols]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _bulk_insert(conn: Connection, table: Table, df: pd.DataFrame, constants: dict | None = None,
+                 chunk_rows: int = 50_000) -> int:
+    """Insert a frame's rows into ``table`` inside the caller's transaction, fast; returns the row count.
+
+    The statement goes to the driver as it is (sqlite3 ``executemany``, psycopg2 ``execute_values``)
+    with values converted a whole column at a time, a chunk of rows at a time (memory stays flat).
+    SQLAlchemy's per-row type processing is what this skips, so the table may hold only columns whose
+    Python values the driver takes as they are: text, integers, booleans, and dates as ISO text
+    (DateTime columns go through ``conn.execute(insert(table), ...)`` instead). Columns of the table
+    missing from ``df`` and ``constants`` are left to their defaults.
+    """
+    constants = constants or {}
+    cols = [c.name for c in table.columns if c.name in df.columns or c.name in constants]
+    if any(isinstance(table.c[c].type, DateTime) for c in cols):
+        raise TypeError(f"{table.name}: DateTime columns need SQLAlchemy's type processing; use insert()")
+    n = len(df)
+    if n == 0:
+        return 0
+    dialect = conn.dialect
+    names = ", ".join(dialect.identifier_preparer.quote(c) for c in cols)
+    quoted = dialect.identifier_preparer.format_table(table)
+    direct = dialect.driver == "psycopg2" or dialect.paramstyle == "qmark"
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        for start in range(0, n, chunk_rows):
+            part = df.iloc[start:start + chunk_rows]
+            values = [[constants[c]] * len(part) if c in constants else _column(part[c], iso_dates=direct)
+                      for c in cols]
+            rows = list(zip(*values, strict=True))
+            if dialect.driver == "psycopg2":
+                from psycopg2.extras import execute_values
+                execute_values(cursor, f"INSERT INTO {quoted} ({names}) VALUES %s", rows, page_size=5000)
+            elif dialect.paramstyle == "qmark":
+                cursor.executemany(f"INSERT INTO {quoted} ({names}) VALUES ({', '.join('?' * len(cols))})", rows)
+            else:  # any other driver: SQLAlchemy's own executemany
+                conn.execute(insert(table), [dict(zip(cols, r, strict=True)) for r in rows])
+    finally:
+        cursor.close()
+    return n
 
 
 class Store:
@@ -72,22 +147,64 @@ class Store:
 
     # -- documents --------------------------------------------------------------------------------
     def documents(self, period: str | None = None, status: str | None = None,
-                  business_units: Iterable[str] | None = None) -> pd.DataFrame:
-        q = select(t.documents).order_by(t.documents.c.period, t.documents.c.document_key)
+                  business_units: Iterable[str] | None = None, keys: Iterable[str] | None = None) -> pd.DataFrame:
+        """Documents, by period, status, business units and/or document keys."""
+        q = select(t.documents)
         if period:
             q = q.where(t.documents.c.period == period)
         if status:
             q = q.where(t.documents.c.status == status)
         if business_units is not None:
             q = q.where(t.documents.c.business_unit.in_(list(business_units)))
-        with self.engine.connect() as c:
-            return pd.DataFrame(c.execute(q).mappings().all(), columns=[x.name for x in t.documents.columns])
+        return self._select_by_keys(q, t.documents, t.documents.c.document_key, keys,
+                                    order_by=[t.documents.c.period, t.documents.c.document_key])
 
-    def document_lines(self, document_key: str) -> pd.DataFrame:
-        q = select(t.document_lines).where(t.document_lines.c.document_key == document_key).order_by(
-            t.document_lines.c.line_no)
+    def document_lines(self, document_key: str | None = None, *, keys: Iterable[str] | None = None,
+                       period: str | None = None, status: str | None = None) -> pd.DataFrame:
+        """Printed lines of one document, of several (``keys``), or of a period's documents (with
+        ``status``), in document and line order."""
+        q = select(t.document_lines)
+        if document_key is not None:
+            keys = [document_key]
+        if period is not None or status is not None:
+            docs = select(t.documents.c.document_key)
+            if period is not None:
+                docs = docs.where(t.documents.c.period == period)
+            if status is not None:
+                docs = docs.where(t.documents.c.status == status)
+            q = q.where(t.document_lines.c.document_key.in_(docs))
+        return self._select_by_keys(q, t.document_lines, t.document_lines.c.document_key, keys,
+                                    order_by=[t.document_lines.c.document_key, t.document_lines.c.line_no])
+
+    def document_line_records(self, keys: Iterable[str]) -> dict[str, list[dict]]:
+        """Printed lines of these documents as plain rows, document key -> rows in line order (what
+        the hand-off gives its targets: one query per chunk of documents, no frame per document)."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, list[dict]] = {k: [] for k in keys}
         with self.engine.connect() as c:
-            return pd.DataFrame(c.execute(q).mappings().all(), columns=[x.name for x in t.document_lines.columns])
+            for part in _chunks(keys, 900):
+                q = select(t.document_lines).where(t.document_lines.c.document_key.in_(part)).order_by(
+                    t.document_lines.c.document_key, t.document_lines.c.line_no)
+                for r in c.execute(q).mappings():
+                    out[r["document_key"]].append(dict(r))
+        return out
+
+    def _select_by_keys(self, q, table: Table, key_col, keys: Iterable[str] | None, order_by: list,
+                        chunk: int = 900) -> pd.DataFrame:
+        """Run ``q`` (optionally restricted to ``keys``, in chunks under the drivers' parameter
+        limits) into a frame with the table's columns."""
+        columns = [x.name for x in table.columns]
+        with self.engine.connect() as c:
+            if keys is None:
+                rows = c.execute(q.order_by(*order_by)).all()
+            else:
+                keys = list(dict.fromkeys(keys))
+                rows = [r for part in _chunks(keys, chunk)
+                        for r in c.execute(q.where(key_col.in_(part)).order_by(*order_by)).all()]
+        df = pd.DataFrame.from_records(rows, columns=columns)
+        if keys is not None and len(keys) > chunk:  # chunks come back in chunk order; restore the order
+            df = df.sort_values([col.name for col in order_by], kind="stable", ignore_index=True)
+        return df
 
     def insert_documents(self, docs: pd.DataFrame, lines: pd.DataFrame, run_id: str, status: str) -> None:
         """Record new documents (and their printed lines) in one transaction."""
@@ -100,12 +217,10 @@ class Store:
             r.setdefault("base_key", r["document_key"])
             r.update(run_id=run_id, status=status, created_at=now, updated_at=now)
             r.setdefault("revision", 1)
-        lcols = [c.name for c in t.document_lines.columns]
-        lrows = _records(lines[lines["document_key"].isin(docs["document_key"])], lcols)
+        lines = lines[lines["document_key"].isin(docs["document_key"])]
         with self.engine.begin() as c:
             c.execute(insert(t.documents), rows)
-            if lrows:
-                c.execute(insert(t.document_lines), lrows)
+            _bulk_insert(c, t.document_lines, lines)
 
     def set_status(self, keys: Iterable[str], status: str) -> None:
         keys = list(keys)
@@ -126,41 +241,76 @@ class Store:
                     status="pending_approval", approval_reasons=why, updated_at=_now()))
 
     def set_handoff_error(self, document_key: str, error: str | None) -> None:
+        self.set_handoff_errors({document_key: error})
+
+    def set_handoff_errors(self, errors: dict[str, str | None]) -> None:
+        """Record (or clear, with None) the last refusal by a target, per document, in one transaction."""
+        if not errors:
+            return
         with self.engine.begin() as c:
-            c.execute(update(t.documents).where(t.documents.c.document_key == document_key).values(
-                handoff_error=error, updated_at=_now()))
+            for key, error in errors.items():
+                c.execute(update(t.documents).where(t.documents.c.document_key == key).values(
+                    handoff_error=error, updated_at=_now()))
 
     # -- hand-off: exactly once per (target, idempotency key) --------------------------------------
     def handoff_state(self, target: str, idempotency_key: str) -> dict | None:
-        q = select(t.handoffs).where(t.handoffs.c.target == target,
-                                     t.handoffs.c.idempotency_key == idempotency_key)
+        return self.handoff_states(target, [idempotency_key]).get(idempotency_key)
+
+    def handoff_states(self, target: str, idempotency_keys: Iterable[str]) -> dict[str, dict]:
+        """The hand-off rows of ``target`` for these keys: idempotency key -> row (absent: never started)."""
+        keys = list(dict.fromkeys(idempotency_keys))
+        out: dict[str, dict] = {}
         with self.engine.connect() as c:
-            row = c.execute(q).mappings().first()
-            return dict(row) if row else None
+            for part in _chunks(keys, 900):
+                q = select(t.handoffs).where(t.handoffs.c.target == target, t.handoffs.c.idempotency_key.in_(part))
+                out.update({r["idempotency_key"]: dict(r) for r in c.execute(q).mappings()})
+        return out
 
     def begin_handoff(self, document_key: str, target: str, idempotency_key: str, run_id: str) -> dict:
         """Record the intent to deliver before delivering; returns the hand-off row (new or existing)."""
-        existing = self.handoff_state(target, idempotency_key)
-        with self.engine.begin() as c:
-            if existing is None:
-                c.execute(insert(t.handoffs).values(
-                    document_key=document_key, target=target, idempotency_key=idempotency_key, state="started",
-                    attempts=1, started_at=_now(), run_id=run_id))
-            else:
-                c.execute(update(t.handoffs).where(t.handoffs.c.handoff_id == existing["handoff_id"]).values(
-                    attempts=existing["attempts"] + 1, run_id=run_id))
+        self.begin_handoffs(target, [(document_key, idempotency_key)], run_id)
         return self.handoff_state(target, idempotency_key)
+
+    def begin_handoffs(self, target: str, intents: list[tuple[str, str]], run_id: str) -> None:
+        """Record, in one transaction, the intent to deliver each (document key, idempotency key) to
+        ``target``: a new row in state ``started``, or one more attempt on an existing row."""
+        if not intents:
+            return
+        existing = self.handoff_states(target, [ikey for _, ikey in intents])
+        now = _now()
+        new = [dict(document_key=key, target=target, idempotency_key=ikey, state="started", attempts=1,
+                    started_at=now, run_id=run_id) for key, ikey in intents if ikey not in existing]
+        again = [existing[ikey]["handoff_id"] for _, ikey in intents if ikey in existing]
+        with self.engine.begin() as c:
+            if new:
+                c.execute(insert(t.handoffs), new)
+            for part in _chunks(again, 900):
+                c.execute(update(t.handoffs).where(t.handoffs.c.handoff_id.in_(part)).values(
+                    attempts=t.handoffs.c.attempts + 1, run_id=run_id))
 
     def complete_handoff(self, document_key: str, target: str, idempotency_key: str, external_ref: str,
                          document_status: str | None = "handed_off") -> None:
         """Mark the delivery done and the document handed off, in one transaction."""
+        self.complete_handoffs(target, [(document_key, idempotency_key, external_ref)],
+                               handed_off=[document_key] if document_status else ())
+
+    def complete_handoffs(self, target: str, deliveries: list[tuple[str, str, str]],
+                          handed_off: Iterable[str] = ()) -> None:
+        """Mark deliveries (document key, idempotency key, external reference) to ``target`` done and
+        the documents ``handed_off`` (delivered to every target) handed off, in one transaction."""
+        handed_off = list(handed_off)
+        if not deliveries and not handed_off:
+            return
+        now = _now()
         with self.engine.begin() as c:
-            c.execute(update(t.handoffs).where(t.handoffs.c.target == target,
-                                               t.handoffs.c.idempotency_key == idempotency_key).values(
-                state="delivered", delivered_at=_now(), external_ref=external_ref))
-            if document_status:
-                c.execute(update(t.documents).where(t.documents.c.document_key == document_key).values(
-                    status=document_status, updated_at=_now()))
+            if deliveries:  # one executemany
+                c.execute(update(t.handoffs).where(t.handoffs.c.target == target,
+                                                   t.handoffs.c.idempotency_key == bindparam("ikey")).values(
+                    state="delivered", delivered_at=now, external_ref=bindparam("ref")),
+                    [{"ikey": ikey, "ref": ref} for _key, ikey, ref in deliveries])
+            for part in _chunks(handed_off, 900):
+                c.execute(update(t.documents).where(t.documents.c.document_key.in_(part)).values(
+                    status="handed_off", updated_at=now))
 
     def handoffs(self, state: str | None = None) -> pd.DataFrame:
         q = select(t.handoffs).order_by(t.handoffs.c.handoff_id)
@@ -187,14 +337,11 @@ class Store:
 
     # -- snapshots and quarantine --------------------------------------------------------------------
     def replace_unbilled(self, period: str, run_id: str, unbilled: pd.DataFrame) -> None:
+        """The period's unbilled snapshot (one row per unbilled line), replaced in one transaction."""
         cols = [c.name for c in t.unbilled_snapshots.columns if c.name not in ("period", "run_id")]
-        rows = _records(unbilled, cols)
-        for r in rows:
-            r.update(period=period, run_id=run_id)
         with self.engine.begin() as c:
             c.execute(delete(t.unbilled_snapshots).where(t.unbilled_snapshots.c.period == period))
-            for chunk in _chunks(rows, 5000):
-                c.execute(insert(t.unbilled_snapshots), chunk)
+            _bulk_insert(c, t.unbilled_snapshots, unbilled[cols], {"period": period, "run_id": run_id})
 
     def unbilled(self, period: str) -> pd.DataFrame:
         q = select(t.unbilled_snapshots).where(t.unbilled_snapshots.c.period == period)
@@ -297,6 +444,10 @@ def _chunks(seq: list, n: int):
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit survives the process
+    # crashing, and after a power loss the last commits may be lost, which the hand-off tolerates by
+    # design (a delivery whose record was lost is delivered again under the same idempotency key).
+    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()

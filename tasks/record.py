@@ -72,7 +72,7 @@ def publish_artifacts(result: CloseResult, summary: dict) -> None:
 def write_documents(store: Store, result: CloseResult, data: dict, folder: Path) -> dict[str, int]:
     """Readable invoices (HTML, PDF where a renderer is installed), backup workbooks where the customer
     requires them, and the period's billing tracker (its comments column kept across runs)."""
-    from delivery.backup import write_backup
+    from delivery.backup import BilledDetail, write_backup
     from delivery.invoice_render import write_invoice
     from delivery.tracker_workbook import contract_status, tracker_path, update_tracker_workbook
     from delivery.ubl import SAMPLE_SELLERS
@@ -80,16 +80,18 @@ def write_documents(store: Store, result: CloseResult, data: dict, folder: Path)
     docs = store.documents(period=str(result.period))
     docs = docs[docs["status"] != "superseded"]
     customers = data["customers"].drop_duplicates("customer_id").set_index("customer_id")
+    receivables = docs[docs["document_type"] != "cost_transfer"]
+    lines = store.document_line_records(receivables["document_key"])
+    detail = BilledDetail(result.lines, result.batch.line_documents)
     written = {"invoices": 0, "backups": 0}
-    for doc in docs[docs["document_type"] != "cost_transfer"].to_dict("records"):
+    for doc in receivables.to_dict("records"):
         customer = customers.loc[doc["customer_id"]].to_dict() | {"customer_id": doc["customer_id"]} \
             if doc["customer_id"] in customers.index else None
-        write_invoice(doc, store.document_lines(doc["document_key"]), folder / "invoices", customer=customer,
+        write_invoice(doc, lines[doc["document_key"]], folder / "invoices", customer=customer,
                       seller=SAMPLE_SELLERS.get(doc.get("business_unit")))
         written["invoices"] += 1
-        base = doc["base_key"].split("-R")[0] if doc.get("revision", 1) > 1 else doc["document_key"]
-        line_docs = result.batch.line_documents.replace({base: doc["document_key"]})
-        if write_backup(doc, result.lines, line_docs, folder / "backup") is not None:
+        # A revision's billing lines keep its base key (write_backup reads the detail by base key).
+        if write_backup(doc, result.lines, result.batch.line_documents, folder / "backup", detail=detail) is not None:
             written["backups"] += 1
     status = contract_status(result.lines, result.batch.line_documents,
                              docs.set_index("base_key")["status"].groupby(level=0).last(), result.period,

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.money import cents_to_decimal, div_round_half_up, format_cents, mul_div_round, parse_amount_to_cents
+from billing.money import (
+    cents_to_decimal,
+    decimal_texts,
+    div_round_half_up,
+    format_cents,
+    mul_div_round,
+    parse_amount_to_cents,
+)
 
 
 def test_half_rounds_away_from_zero_for_debits_and_credits():
@@ -47,3 +54,16 @@ def test_cents_text_round_trip():
     assert parse_amount_to_cents("1,234.5") == 123450
     with pytest.raises(ValueError, match="more than two decimals"):
         parse_amount_to_cents("1.234")
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**63) + 1, 2**63 - 1)), max_size=50), st.sampled_from([0, 2, 3]))
+def test_a_whole_column_as_decimal_text_reads_like_each_value_as_a_decimal(values, places):
+    col = pd.Series(pd.array(values, dtype="Int64"))
+    expected = [None if v is None else str(cents_to_decimal(v, places)) for v in values]
+    assert decimal_texts(col, places).tolist() == expected
+
+
+def test_decimal_text_of_a_plain_integer_column_keeps_its_index():
+    col = pd.Series([123456, -5, 0, -100], index=[7, 8, 9, 10], dtype="int64")
+    out = decimal_texts(col)
+    assert out.tolist() == ["1234.56", "-0.05", "0.00", "-1.00"] and list(out.index) == [7, 8, 9, 10]

@@ -69,3 +69,32 @@ def test_no_backup_when_the_customer_requires_none_and_an_error_when_detail_is_m
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(BackupError, match=doc["document_key"]):
         write_backup(doc | {"backup_required": "timesheet_detail"}, lines, line_documents.iloc[0:0], tmp_path)
+
+
+def test_a_revised_invoice_gets_its_backup_from_the_lines_of_its_base_key(tmp_path):
+    """The run's documents are written from the store: a revision (key X-R2, base key X) after the
+    hours changed gets the new detail, which adds up to the revision's net."""
+    from billing.close import compute_close
+    from billing_cycle.handoff import hand_off, record_documents
+    from connectors.targets import FileDropTarget
+    from store import Store
+    from tasks.record import write_documents
+
+    first = company(customers=[customer(backup_required="timesheet_detail")], items=[item("A", quantity_milli=7500)])
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    store.start_run("r1", str(OCT), "test")
+    r1 = compute_close(first, OCT)
+    hand_off(store, FileDropTarget(tmp_path / "drop"), record_documents(store, r1.batch, str(OCT), "r1").to_deliver,
+             "r1")
+    second = {**first, "expenditure_items": first["expenditure_items"].assign(quantity_milli=8000)}
+    r2 = compute_close(second, OCT)
+    store.start_run("r2", str(OCT), "test")
+    plan = record_documents(store, r2.batch, str(OCT), "r2")
+    (key,) = r1.batch.documents["document_key"]
+    assert f"{key}-R2" in plan.to_deliver
+
+    written = write_documents.fn(store, r2, second, tmp_path / "out")
+    assert written == {"invoices": 2, "backups": 1}   # the revision and its reversal; a reversal has no backup
+    wb = load_workbook(tmp_path / "out" / "backup" / f"{key}-R2-backup.xlsx")
+    hours = [r[5] for r in rows_of(wb["Timesheet detail"])[1:] if r[5] is not None]
+    assert hours == [Decimal("8")] or hours == [8]

@@ -1,6 +1,6 @@
 """The store on SQLite and PostgreSQL: documents, exactly-once hand-off, holds, watermarks."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -129,3 +129,80 @@ def test_unbilled_snapshot_is_replaced_per_period(db_engine, close_result):
     assert len(snap) == len(close_result.unbilled)
     assert snap["unbilled_cents"].sum() == close_result.unbilled["unbilled_cents"].sum()
     assert isinstance(snap, pd.DataFrame)
+
+
+def test_unbilled_snapshot_keeps_missing_values_dates_and_text_exactly(db_engine, close_result):
+    """The snapshot goes to the driver in bulk (no per-row type processing): what comes back is what went in."""
+    store = Store(db_engine)
+    _run(store)
+    cols = [c for c in close_result.unbilled.columns]
+    rows = close_result.unbilled.head(3).copy()
+    rows["line_id"] = ["L-1", "L-2 «Ünïcode» 'quoted'", "L-3"]
+    rows["service_date"] = pd.to_datetime(["2026-10-31", None, "2025-02-28"])
+    rows["customer_id"] = pd.array(["C00001", None, "C00003"], dtype=rows["customer_id"].dtype)
+    rows["unbilled_cents"] = [9_007_199_254_740_993, -1, 0]  # beyond a float's exact range
+    store.replace_unbilled(str(OCT), "r1", rows[cols])
+    back = store.unbilled(str(OCT)).set_index("line_id").loc[list(rows["line_id"])]
+    assert list(back["unbilled_cents"]) == [9_007_199_254_740_993, -1, 0]
+    assert list(back["service_date"]) == [date(2026, 10, 31), None, date(2025, 2, 28)]
+    assert back["customer_id"].isna().tolist() == [False, True, False]
+    assert back["customer_id"].iloc[[0, 2]].tolist() == ["C00001", "C00003"]
+    assert set(back["run_id"]) == {"r1"} and set(back["period"]) == {str(OCT)}
+
+
+class FlakyDrop(FileDropTarget):
+    """A file drop whose storage fails once, on its n-th delivery (a full disk, a lost mount)."""
+
+    def __init__(self, folder, fail_at: int):
+        super().__init__(folder)
+        self.calls, self.fail_at = 0, fail_at
+
+    def deliver(self, document, lines, idempotency_key):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise OSError(28, "No space left on device")
+        return super().deliver(document, lines, idempotency_key)
+
+
+def test_a_failure_mid_chunk_records_what_was_delivered_and_the_retry_sends_only_the_rest(
+        db_engine, close_result, tmp_path):
+    store = Store(db_engine)
+    _run(store)
+    keys = record_documents(store, close_result.batch, str(OCT), "r1").to_deliver
+    assert len(keys) == 5
+    flaky = FlakyDrop(tmp_path / "drop", fail_at=4)  # chunks of 2: fails on the 2nd of the 2nd chunk
+    with pytest.raises(OSError, match="No space left"):
+        hand_off(store, flaky, keys, "r1", chunk=2)
+    docs = store.documents(keys=keys).set_index("document_key")
+    assert list(docs.loc[keys[:3], "status"]) == ["handed_off"] * 3   # delivered before the failure
+    assert set(docs.loc[keys[3:], "status"]) == {"prepared"}
+    h = store.handoffs().set_index("document_key")
+    assert list(h.loc[keys[:3], "state"]) == ["delivered"] * 3
+    assert h.loc[keys[3], "state"] == "started" and keys[4] not in h.index  # its chunk never started
+
+    retry = FlakyDrop(tmp_path / "drop", fail_at=0)
+    assert hand_off(store, retry, keys, "r1", chunk=2).delivered == keys[3:]
+    assert retry.calls == 2                                           # nothing delivered twice
+    assert set(store.documents(keys=keys)["status"]) == {"handed_off"}
+    h = store.handoffs().set_index("document_key")
+    assert list(h.loc[keys, "attempts"]) == [1, 1, 1, 2, 1] and set(h["state"]) == {"delivered"}
+    assert sorted(p.stem for p in (tmp_path / "drop").glob("*.json")) == sorted(keys)
+
+
+def test_document_lines_by_keys_and_by_period_match_one_document_at_a_time(db_engine, close_result):
+    store = Store(db_engine)
+    _run(store)
+    record_documents(store, close_result.batch, str(OCT), "r1")
+    keys = list(store.documents()["document_key"])
+    every = store.document_lines(period=str(OCT))
+    assert len(every) == len(close_result.batch.document_lines)
+    some = list(reversed(keys[:4]))
+    by_keys = store.document_lines(keys=some)
+    assert list(dict.fromkeys(by_keys["document_key"])) == sorted(some)
+    one_by_one = pd.concat([store.document_lines(k) for k in sorted(some)], ignore_index=True)
+    def plain(df):  # an all-empty column comes back as object, others as text: compare the values
+        return df.astype(object).where(df.notna(), None)
+    pd.testing.assert_frame_equal(plain(by_keys), plain(one_by_one))
+    records = store.document_line_records(some)
+    assert [len(records[k]) for k in some] == [len(store.document_lines(k)) for k in some]
+    assert all(r["document_key"] == k for k in some for r in records[k])
