@@ -181,6 +181,19 @@ _SPEC: dict[str, tuple[str, tuple[tuple[str, str, Any, dict[str, Any]], ...]]] =
 }
 
 
+def check_layout(spec: Mapping, tables: Mapping[str, str], columns: Mapping[str, Mapping[str, str]],
+                 what: str) -> None:
+    """A layout may rename only tables and columns the connector knows; anything else is a typo."""
+    for t in [*tables, *columns]:
+        if t not in spec:
+            raise ValueError(f"unknown {what} table {t!r}; known: {', '.join(spec)}")
+    for t, cols in columns.items():
+        known = {c[0] for c in spec[t][1]}
+        for c in cols:
+            if c not in known:
+                raise ValueError(f"unknown column {c!r} of {what} table {t!r}; known: {', '.join(sorted(known))}")
+
+
 @dataclass(frozen=True)
 class EbsLayout:
     """Physical table and column names of the EBS objects the connector reads (logical -> physical).
@@ -194,14 +207,7 @@ class EbsLayout:
     columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for t in [*self.tables, *self.columns]:
-            if t not in _SPEC:
-                raise ValueError(f"unknown EBS table {t!r}; known: {', '.join(_SPEC)}")
-        for t, cols in self.columns.items():
-            known = {c[0] for c in _SPEC[t][1]}
-            for c in cols:
-                if c not in known:
-                    raise ValueError(f"unknown column {c!r} of EBS table {t!r}; known: {', '.join(sorted(known))}")
+        check_layout(_SPEC, self.tables, self.columns, "EBS")
 
     def override(self, schema: str | None = None, tables: Mapping[str, str] | None = None,
                  columns: Mapping[str, Mapping[str, str]] | None = None) -> EbsLayout:

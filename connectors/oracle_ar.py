@@ -44,7 +44,7 @@ from sqlalchemy.engine import Engine
 
 from billing.schema import conform
 from connectors.base import PermanentSourceError
-from connectors.oracle import MONEY_SCALE, OracleConnector, _dates, _name, exact_units
+from connectors.oracle import MONEY_SCALE, OracleConnector, _dates, _name, check_layout, exact_units
 from receivables.datasets import ACCOUNT_NOTES, COLLECTION_ACCOUNTS, RECEIPT_APPLICATIONS
 from receivables.open_items import CASH_RECEIPTS, OPEN_ITEMS
 
@@ -122,14 +122,7 @@ class ArLayout:
     columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for t in [*self.tables, *self.columns]:
-            if t not in _SPEC:
-                raise ValueError(f"unknown AR table {t!r}; known: {', '.join(_SPEC)}")
-        for t, cols in self.columns.items():
-            known = {c[0] for c in _SPEC[t][1]}
-            for c in cols:
-                if c not in known:
-                    raise ValueError(f"unknown column {c!r} of AR table {t!r}; known: {', '.join(sorted(known))}")
+        check_layout(_SPEC, self.tables, self.columns, "AR")
 
 
 class ArTables:

@@ -1,7 +1,7 @@
 """Credit exposure against each customer's limit, and the credit holds it sets and releases.
 
 Exposure (in the account's currency) = open AR (remaining amounts of open items, credit memos
-included) + unbilled from the latest close (store.Store.unbilled(period)). Amounts in other
+included) + unbilled from the latest close (store.Store.unbilled_by_customer(period)). Amounts in other
 currencies are not converted: they are reported beside it, never silently added.
 - over the limit (exposure > limit): set a ``credit_hold`` with the figures as its reason, unless the
   customer is already on hold; the close reads the same hold (billing.billable, extra_credit_holds);

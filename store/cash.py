@@ -52,7 +52,7 @@ from receivables.cash_application import (
     receipt_statuses,
 )
 from receivables.provision import AGING_SNAPSHOTS
-from store.db import Store, _chunks, _now, _records
+from store.db import Store, _chunks, _frame, _now, _records
 from store.schema import metadata
 
 cash_statement_files = Table(
@@ -284,10 +284,6 @@ inquiry_replies = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
 )
-
-
-def _frame(conn, q, table: Table) -> pd.DataFrame:
-    return pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in table.columns])
 
 
 class CashStore:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -61,6 +62,11 @@ def _column(s: pd.Series, iso_dates: bool = False) -> list:
             vals = vals.copy()
         vals[missing] = None
     return vals.tolist()
+
+
+def _frame(conn: Connection, q, table: Table) -> pd.DataFrame:
+    """A query's rows as a frame with the table's columns (also when there are no rows)."""
+    return pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in table.columns])
 
 
 def _records(df: pd.DataFrame, columns: Iterable[str]) -> list[dict]:
@@ -143,7 +149,7 @@ class Store:
         if period:
             q = q.where(t.close_runs.c.period == period)
         with self.engine.connect() as c:
-            return pd.DataFrame(c.execute(q).mappings().all(), columns=[x.name for x in t.close_runs.columns])
+            return _frame(c, q, t.close_runs)
 
     # -- documents --------------------------------------------------------------------------------
     def documents(self, period: str | None = None, status: str | None = None,
@@ -317,7 +323,7 @@ class Store:
         if state:
             q = q.where(t.handoffs.c.state == state)
         with self.engine.connect() as c:
-            return pd.DataFrame(c.execute(q).mappings().all(), columns=[x.name for x in t.handoffs.columns])
+            return _frame(c, q, t.handoffs)
 
     # -- approvals ------------------------------------------------------------------------------------
     def record_approval(self, document_key: str, decision: str, approver: str | None, preparer: str | None,
@@ -332,8 +338,7 @@ class Store:
 
     def approvals(self) -> pd.DataFrame:
         with self.engine.connect() as c:
-            return pd.DataFrame(c.execute(select(t.approvals).order_by(t.approvals.c.approval_id)).mappings().all(),
-                                columns=[x.name for x in t.approvals.columns])
+            return _frame(c, select(t.approvals).order_by(t.approvals.c.approval_id), t.approvals)
 
     # -- snapshots and quarantine --------------------------------------------------------------------
     def replace_unbilled(self, period: str, run_id: str, unbilled: pd.DataFrame) -> None:
@@ -346,7 +351,17 @@ class Store:
     def unbilled(self, period: str) -> pd.DataFrame:
         q = select(t.unbilled_snapshots).where(t.unbilled_snapshots.c.period == period)
         with self.engine.connect() as c:
-            return pd.DataFrame(c.execute(q).mappings().all(), columns=[x.name for x in t.unbilled_snapshots.columns])
+            return _frame(c, q, t.unbilled_snapshots)
+
+    def unbilled_by_customer(self, period: str) -> pd.DataFrame:
+        """The period's unbilled snapshot summed per customer and currency (what credit exposure needs),
+        added up by the database instead of reading every line."""
+        u = t.unbilled_snapshots.c
+        q = (select(u.customer_id, u.currency, func.sum(u.unbilled_cents).label("unbilled_cents"))
+             .where(u.period == period).group_by(u.customer_id, u.currency).order_by(u.customer_id, u.currency))
+        with self.engine.connect() as c:
+            df = pd.DataFrame(c.execute(q).all(), columns=["customer_id", "currency", "unbilled_cents"])
+        return df.astype({"unbilled_cents": "int64"})
 
     def record_quarantine(self, run_id: str, period: str, rows: pd.DataFrame) -> None:
         if rows.empty:
@@ -362,7 +377,7 @@ class Store:
     def quarantine(self, run_id: str) -> pd.DataFrame:
         q = select(t.quarantine).where(t.quarantine.c.run_id == run_id)
         with self.engine.connect() as c:
-            return pd.DataFrame(c.execute(q).mappings().all(), columns=[x.name for x in t.quarantine.columns])
+            return _frame(c, q, t.quarantine)
 
     # -- customer holds (collections sets them; the close reads them) -------------------------------
     def set_hold(self, customer_id: str, reason: str, set_by: str, hold_type: str = "credit_hold") -> None:

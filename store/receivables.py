@@ -46,7 +46,7 @@ from receivables import disputes as dispute_rules
 from receivables import plans as plan_rules
 from receivables.datasets import ACCOUNT_NOTES, COLLECTION_ACCOUNTS, RECEIPT_APPLICATIONS
 from receivables.open_items import CASH_RECEIPTS, OPEN_ITEMS
-from store.db import Store, _chunks, _now
+from store.db import Store, _chunks, _frame, _now
 from store.db import _records as _db_records
 from store.schema import metadata
 
@@ -286,10 +286,6 @@ REACHED_STATES = ("sending", "sent", "approved", "handed_off")
 def _records(df: pd.DataFrame, columns: list[str]) -> list[dict]:
     """Rows for the DB-API (store.db's conversion, plus NaT -> None, which it leaves alone)."""
     return [{k: (None if v is pd.NaT else v) for k, v in r.items()} for r in _db_records(df, columns)]
-
-
-def _frame(conn, q, table: Table) -> pd.DataFrame:
-    return pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in table.columns])
 
 
 def _dates(df: pd.DataFrame, *cols: str) -> pd.DataFrame:

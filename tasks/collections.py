@@ -112,7 +112,7 @@ def read_state(cstore: CollectionsStore) -> CollectionsState:
     store = cstore.store
     runs = store.runs()
     closes = runs[(runs["process"] == "month_end_close") & (runs["status"] == "completed")] if len(runs) else runs
-    unbilled = store.unbilled(max(closes["period"])) if len(closes) else pd.DataFrame(
+    unbilled = store.unbilled_by_customer(max(closes["period"])) if len(closes) else pd.DataFrame(
         columns=["customer_id", "currency", "unbilled_cents"])
     return CollectionsState(
         history=cstore.ladder_history(), actions=cstore.actions(), disputes=cstore.disputes(), plans=cstore.plans(),

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_small_close_prints_every_stage_and_the_reference_equals_pandas_to_the_cent(capsys):
-    assert main(["--items", "3000", "--in-process"]) == 0
+    assert main(["--items", "3000", "--in-process", "--documents"]) == 0
     out = json.loads(capsys.readouterr().out)
     run = out["runs"][0]
     assert list(run["stages_seconds"]) == list(STAGES)
@@ -26,6 +26,17 @@ def test_small_close_prints_every_stage_and_the_reference_equals_pandas_to_the_c
     assert run["delivered"] == run["documents"] > 0
     assert run["reference"]["equal"], run["reference"]["differences"]
     assert run["reference"]["pandas_over_duckdb"] > 0
+    assert set(run["targets"]) == {"close_seconds", "peak_rss_mb", "validate_share", "pandas_over_duckdb"}
+    assert run["targets"]["close_seconds"]["met"] == (run["close_seconds"] <= 120)
+    written = run["documents_after_close"]["written"]
+    assert written["invoices"] > 0 and run["documents_after_close"]["seconds"] > 0
+
+
+def test_targets_are_checked_only_on_the_figures_a_run_has():
+    from bench.close_bench import target_check
+
+    partial = {"stages_seconds": {"extract": 1.0}, "close_seconds": 1.0, "peak_rss_mb": 7000.0}
+    assert target_check(partial) == {"peak_rss_mb": {"value": 7000.0, "target": 6144, "met": False}}
 
 
 def test_the_command_prints_json_only_on_stdout():

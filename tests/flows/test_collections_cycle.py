@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +20,7 @@ import pytest
 from store import Store
 from store.receivables import CollectionsStore
 from tests.support.alert_sinks import SmtpSink
+from tests.support.flow_runs import resume, started_flow_run_id, wait_paused
 
 AS_OF = "2026-11-05"
 PREPARER = "Maria Ivanova"
@@ -42,36 +42,14 @@ def _params(out: Path, port: int, **kw):
 
 
 def _flow_run_id(store: Store, timeout: float = 120) -> str:
-    end = time.time() + timeout
-    while time.time() < end:
-        runs = store.runs()
-        runs = runs[(runs["process"] == "collections_cycle") & (runs["status"] == "started")]
-        if len(runs) and runs["flow_run_id"].notna().any():
-            return runs["flow_run_id"].dropna().iloc[-1]
-        time.sleep(0.3)
-    raise AssertionError("no collections run started")
+    return started_flow_run_id(store, "collections_cycle", timeout)
 
 
 def _wait_paused(flow_run_id: str, pause_number: int, timeout: float = 120):
-    from prefect.client.orchestration import get_client
-
-    end = time.time() + timeout
-    with get_client(sync_client=True) as client:
-        while time.time() < end:
-            fr = client.read_flow_run(flow_run_id)
-            st = fr.state
-            if st and st.is_paused() and str(st.state_details.pause_key) == str(pause_number):
-                return fr
-            if st and st.is_final():
-                raise AssertionError(f"run ended while waiting for pause {pause_number}: {st.name}")
-            time.sleep(0.3)
-    raise AssertionError(f"pause {pause_number} never came")
+    return wait_paused(flow_run_id, pause_number, timeout)
 
 
-def _resume(flow_run_id: str, run_input: dict) -> None:
-    from prefect.flow_runs import resume_flow_run
-
-    resume_flow_run(flow_run_id, run_input=run_input)
+_resume = resume
 
 
 def _pause_description(flow_run_id: str) -> str:

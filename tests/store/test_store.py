@@ -206,3 +206,16 @@ def test_document_lines_by_keys_and_by_period_match_one_document_at_a_time(db_en
     records = store.document_line_records(some)
     assert [len(records[k]) for k in some] == [len(store.document_lines(k)) for k in some]
     assert all(r["document_key"] == k for k in some for r in records[k])
+
+
+def test_unbilled_by_customer_adds_up_the_snapshot_in_the_database(db_engine, close_result):
+    store = Store(db_engine)
+    _run(store)
+    store.replace_unbilled(str(OCT), "r1", close_result.unbilled)
+    by_customer = store.unbilled_by_customer(str(OCT))
+    expected = (close_result.unbilled.groupby(["customer_id", "currency"])["unbilled_cents"].sum()
+                .astype("int64").reset_index())
+    assert by_customer["unbilled_cents"].dtype == "int64"
+    assert (by_customer.astype({"customer_id": object, "currency": object}).values.tolist()
+            == expected.astype({"customer_id": object, "currency": object}).values.tolist())
+    assert store.unbilled_by_customer("2026-09").empty
