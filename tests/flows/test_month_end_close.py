@@ -300,3 +300,19 @@ def test_units_computed_on_a_dask_cluster_total_the_same_as_in_process(tmp_path)
     assert dask["conservation"] == local["conservation"]
     assert dask["unbilled_aging_cents"] == local["unbilled_aging_cents"]
     assert dask["business_units"] == local["business_units"]
+
+
+def test_units_computed_on_an_existing_cluster_by_its_address_total_the_same(tmp_path):
+    """Production points the close at a running cluster (``dask_address=tcp://host:8786``): here a
+    cluster started beside the test, in its own worker processes, reached only by its address."""
+    from distributed import LocalCluster, get_task_stream
+
+    local = month_end_close(params(tmp_path / "threads", dry_run=True))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            cluster.get_client() as client, get_task_stream(client) as stream:
+        assert cluster.scheduler_address.startswith("tcp://")
+        remote = month_end_close(params(tmp_path / "cluster", dry_run=True, dask_address=cluster.scheduler_address))
+    assert len({r["worker"] for r in stream.data}) >= 1 and len(stream.data) >= len(local["business_units"])
+    assert remote["documents"] == local["documents"]
+    assert remote["conservation"] == local["conservation"]
+    assert remote["unbilled_aging_cents"] == local["unbilled_aging_cents"]
