@@ -80,7 +80,7 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
     billed = lines["billed_cents"].astype("int64").to_numpy()
     unbilled = lines["unbilled_cents"].astype("int64").to_numpy()
     reason = lines["reason"].astype("object").where(lines["reason"].notna(), None)
-    category = reason.map(lambda r: BY_CODE[r].category if r in BY_CODE else None)
+    category = reason.map({code: r.category for code, r in BY_CODE.items()})
     pending = (doc_status == "pending_approval").to_numpy()
     rejected = (doc_status == "rejected").to_numpy()
     held_cat = category.isin(["hold", "exception"]).to_numpy()
@@ -104,9 +104,10 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
     g = frame.groupby(keys, sort=True, dropna=False)
     out = g[list(AMOUNT_COLUMNS)].sum().astype("int64")
     out["oldest_unbilled_days"] = g["age"].max()
-    out["reason"] = [_reason(grp) for _, grp in g]
+    group = g.ngroup().to_numpy()                     # each line's row of ``out``
+    held_any = np.bincount(group[frame["hold_reason"].notna().to_numpy()], minlength=len(out)) > 0
+    out["reason"] = _reasons(frame.assign(group=group), len(out))
     out = out.reset_index()
-    held_any = g["hold_reason"].apply(lambda s: s.notna().any()).to_numpy()
     out["status"] = np.select(
         [held_any | (out["held_cents"] != 0), out["pending_approval_cents"] != 0, out["unbilled_cents"] != 0,
          out["billed_cents"] != 0], ["held", "pending_approval", "unbilled", "billed"], default="")
@@ -122,15 +123,32 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
     return out[STATUS_COLUMNS].reset_index(drop=True)
 
 
-def _reason(grp: pd.DataFrame) -> str | None:
-    held = grp[grp["hold_reason"].notna()].groupby("hold_reason")["hold_amount"].sum()
-    if len(held):
-        return ", ".join(held.sort_values(ascending=False, kind="stable").index)
-    docs = sorted(set(grp["pending_doc"].dropna()))
-    if docs:
-        return f"awaiting approval: {', '.join(docs)}"
-    deferred = sorted(set(grp["deferred_reason"].dropna()))
-    return ", ".join(deferred) or None
+def _reasons(frame: pd.DataFrame, groups: int) -> list[str | None]:
+    """The Reason of each group (``frame["group"]``, 0..groups-1): its hold reasons by amount held
+    (largest first, then by name), else the documents awaiting approval, else the deferral reasons
+    (both sorted); None when there is none of these."""
+    held = frame[frame["hold_reason"].notna()].groupby(["group", "hold_reason"], sort=True)["hold_amount"].sum()
+    held = held.reset_index().sort_values(["group", "hold_amount"], ascending=[True, False], kind="stable")
+    found = {column: frame.loc[frame[column].notna(), ["group", column]].drop_duplicates().sort_values(
+        ["group", column]) for column in ("pending_doc", "deferred_reason")}
+    held_by, pending_by, deferred_by = (_by_group(t["group"], t[c]) for t, c in (
+        (held, "hold_reason"), (found["pending_doc"], "pending_doc"), (found["deferred_reason"], "deferred_reason")))
+    reason: list[str | None] = [None] * groups
+    for grp, values in deferred_by.items():
+        reason[grp] = ", ".join(values)
+    for grp, values in pending_by.items():
+        reason[grp] = f"awaiting approval: {', '.join(values)}"
+    for grp, values in held_by.items():
+        reason[grp] = ", ".join(values)
+    return reason
+
+
+def _by_group(groups: pd.Series, values: pd.Series) -> dict[int, list]:
+    """group -> its values, in the order given."""
+    out: dict[int, list] = {}
+    for grp, value in zip(groups.tolist(), values.tolist(), strict=True):
+        out.setdefault(grp, []).append(value)
+    return out
 
 
 def read_comments(path: Path | str) -> dict[tuple[str, str], object]:

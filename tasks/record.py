@@ -73,7 +73,7 @@ def write_documents(store: Store, result: CloseResult, data: dict, folder: Path)
     """Readable invoices (HTML, PDF where a renderer is installed), backup workbooks where the customer
     requires them, and the period's billing tracker (its comments column kept across runs)."""
     from delivery.backup import BilledDetail, write_backup
-    from delivery.invoice_render import write_invoice
+    from delivery.invoice_render import pdf_renderer_available, write_invoice
     from delivery.tracker_workbook import contract_status, tracker_path, update_tracker_workbook
     from delivery.ubl import SAMPLE_SELLERS
 
@@ -83,12 +83,14 @@ def write_documents(store: Store, result: CloseResult, data: dict, folder: Path)
     receivables = docs[docs["document_type"] != "cost_transfer"]
     lines = store.document_line_records(receivables["document_key"])
     detail = BilledDetail(result.lines, result.batch.line_documents)
+    customer_rows = customers.to_dict("index")
+    pdf = pdf_renderer_available()      # once for the run, not an import attempt per document
     written = {"invoices": 0, "backups": 0}
     for doc in receivables.to_dict("records"):
-        customer = customers.loc[doc["customer_id"]].to_dict() | {"customer_id": doc["customer_id"]} \
-            if doc["customer_id"] in customers.index else None
+        customer = customer_rows[doc["customer_id"]] | {"customer_id": doc["customer_id"]} \
+            if doc["customer_id"] in customer_rows else None
         write_invoice(doc, lines[doc["document_key"]], folder / "invoices", customer=customer,
-                      seller=SAMPLE_SELLERS.get(doc.get("business_unit")))
+                      seller=SAMPLE_SELLERS.get(doc.get("business_unit")), pdf=pdf)
         written["invoices"] += 1
         # A revision's billing lines keep its base key (write_backup reads the detail by base key).
         if write_backup(doc, result.lines, result.batch.line_documents, folder / "backup", detail=detail) is not None:
