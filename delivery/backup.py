@@ -82,7 +82,6 @@ class BilledDetail:
         self._lines = billed.reset_index(drop=True)
         bounds = [*np.flatnonzero(np.diff(order, prepend=-1)).tolist(), len(order)]
         self._slices = {str(keys[order[a]]): (a, b) for a, b in pairwise(bounds)}
-        self._arrays: dict[str, np.ndarray] | None = None
 
     def __call__(self, document_key: str) -> pd.DataFrame:
         """The billed lines of one document (its base key: revisions keep their lines' key), sorted by
@@ -93,10 +92,9 @@ class BilledDetail:
     def arrays(self, document_key: str) -> dict[str, np.ndarray]:
         """The same lines as ``__call__``, as one array per column of ``DETAIL_COLUMNS`` (object arrays
         with None for missing text; a column the run lacks is all None)."""
-        if self._arrays is None:
-            self._arrays = {c: _array(self._lines, c) for c in DETAIL_COLUMNS}
         start, stop = self._slices.get(document_key, (0, 0))
-        return {c: a[start:stop] for c, a in self._arrays.items()}
+        rows = self._lines.iloc[start:stop]   # converted per document: Python objects for one document only
+        return {c: _array(rows, c) for c in DETAIL_COLUMNS}
 
 
 def _array(lines: pd.DataFrame, column: str) -> np.ndarray:

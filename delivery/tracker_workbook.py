@@ -87,9 +87,9 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
     deferred_cat = (category == "deferred").to_numpy()
     age = (period.end_ts - pd.to_datetime(lines["service_date"])).dt.days.to_numpy()
 
-    frame = pd.DataFrame({
-        "customer_id": lines["customer_id"].astype("object"), "contract_id": lines["contract_id"].astype("object"),
-        "currency": lines["currency"].astype("object"),
+    frame = pd.DataFrame({  # keys as categories: a code per line, not a Python string per line
+        "customer_id": lines["customer_id"].astype("category"), "contract_id": lines["contract_id"].astype("category"),
+        "currency": lines["currency"].astype("category"),
         "billed_cents": np.where(pending | rejected, 0, billed),
         "pending_approval_cents": np.where(pending, billed, 0),
         "held_cents": np.where(rejected, billed, 0) + np.where(held_cat, unbilled, 0),
@@ -101,13 +101,15 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
         "pending_doc": np.where(pending, doc_key.astype("object"), None),
     })
     keys = ["customer_id", "contract_id", "currency"]
-    g = frame.groupby(keys, sort=True, dropna=False)
+    g = frame.groupby(keys, sort=True, dropna=False, observed=True)
     out = g[list(AMOUNT_COLUMNS)].sum().astype("int64")
     out["oldest_unbilled_days"] = g["age"].max()
     group = g.ngroup().to_numpy()                     # each line's row of ``out``
     held_any = np.bincount(group[frame["hold_reason"].notna().to_numpy()], minlength=len(out)) > 0
     out["reason"] = _reasons(frame.assign(group=group), len(out))
     out = out.reset_index()
+    for k in keys:  # back to text, as grouping on text gives it
+        out[k] = pd.array(out[k].astype("object"), dtype=pd.StringDtype(na_value=np.nan))
     out["status"] = np.select(
         [held_any | (out["held_cents"] != 0), out["pending_approval_cents"] != 0, out["unbilled_cents"] != 0,
          out["billed_cents"] != 0], ["held", "pending_approval", "unbilled", "billed"], default="")
