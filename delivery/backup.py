@@ -210,6 +210,18 @@ def _styled(ws, value, number_format: str | None = None, bold: bool = False) -> 
     return cell
 
 
+def _as_text(ws, values: list) -> list:
+    """Text that a spreadsheet would read as a formula (it starts with "=": a description, a name from
+    a source system) is written as text, never run when the customer opens the workbook."""
+    out = []
+    for v in values:
+        if isinstance(v, str) and v.startswith("="):
+            v = WriteOnlyCell(ws, v)
+            v.data_type = "s"
+        out.append(v)
+    return out
+
+
 def _dimension(ws, ref: str) -> None:
     # A streamed sheet is written before its size is known; this one's is, and openpyxl writes it from
     # calculate_dimension like for a sheet kept in memory (readers in read-only mode rely on it).
@@ -230,7 +242,7 @@ def _detail_sheet(ws, rows: Mapping[str, np.ndarray], kind: str, currency: str) 
     _dimension(ws, f"A1:{'ABCDEFGHIJ'[len(fields) - 1]}{max(n, 1) + 2}")
 
     ws.append([_styled(ws, h, bold=True) for h, _ in COLUMNS[kind]])
-    columns = [_cell_values(rows, f, currency) for f in fields]
+    columns = [_as_text(ws, _cell_values(rows, f, currency)) for f in fields]
     columns[day] = [_styled(ws, v, DATE_FORMAT) for v in columns[day]]
     for i in money:
         columns[i] = [_styled(ws, v, MONEY_FORMAT) for v in columns[i]]
@@ -264,7 +276,7 @@ def _summary_sheet(ws, document: Mapping, lines: Mapping[str, np.ndarray], curre
     _dimension(ws, f"A1:C{rows}")
 
     ws.append(["Document", str(document["document_key"])])
-    ws.append(["Customer", str(document.get("customer_name") or document.get("customer_id"))])
+    ws.append(_as_text(ws, ["Customer", str(document.get("customer_name") or document.get("customer_id"))]))
     ws.append(["Period", str(document.get("period") or "")])
     ws.append(["Currency", currency])
     ws.append(["Backup", requirement])

@@ -228,6 +228,9 @@ def update_tracker_workbook(path: Path | str, status: pd.DataFrame, period: Peri
                 v = v if isinstance(v, int) else str(v)
             values.append(v)
         ws.append([*values, comments.get((str(r["customer_id"]), str(r["contract_id"])))])
+        for cell in ws[ws.max_row][:len(values)]:   # data from the sources is text, never a formula
+            if cell.data_type == "f":
+                cell.data_type = "s"
     for cust, contract in orphans:
         ws.append([cust, None, contract, None, None, "not_in_this_run", None, None, None, None, None, None,
                    comments[(cust, contract)]])

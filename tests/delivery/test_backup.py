@@ -98,3 +98,20 @@ def test_a_revised_invoice_gets_its_backup_from_the_lines_of_its_base_key(tmp_pa
     wb = load_workbook(tmp_path / "out" / "backup" / f"{key}-R2-backup.xlsx")
     hours = [r[5] for r in rows_of(wb["Timesheet detail"])[1:] if r[5] is not None]
     assert hours == [Decimal("8")] or hours == [8]
+
+
+def test_text_that_looks_like_a_formula_is_written_as_text_never_run(tmp_path):
+    """A name typed into a source system as "=HYPERLINK(...)" must not become a live link or formula in
+    the workbook the customer opens."""
+    evil = '=HYPERLINK("http://attacker.example","Open")'
+    data = company(customers=[customer(backup_required="timesheet_detail", customer_name=evil)],
+                   items=[item("A", quantity_milli=7500, person_id="=1+1")])
+    lines = compute_billing_lines(data, OCT)
+    batch = build_batch(lines, data["customers"], data["contracts"], OCT)
+    (doc,) = batch.documents.to_dict("records")
+    wb = load_workbook(write_backup(doc, lines, batch.line_documents, tmp_path))
+    cells = [c for row in wb["Timesheet detail"].iter_rows() for c in row if c.value == "=1+1"]
+    assert len(cells) == 1 and cells[0].data_type == "s"
+    name = [c for row in wb["Summary"].iter_rows() for c in row if c.value == evil]
+    assert len(name) == 1 and name[0].data_type == "s"
+    assert not [c for ws in wb for row in ws.iter_rows() for c in row if c.data_type == "f"]

@@ -112,3 +112,11 @@ def test_a_comment_typed_between_two_runs_survives_the_next_update(tmp_path):
     assert read_comments(path) == {("C2", "K3"): "Called AP on 3 Nov: release expected next week - MI",
                                    ("C3", "K4"): "Quarterly: bill in December"}
     assert [p.name for p in tmp_path.iterdir()] == [path.name]          # no temporary file left
+
+
+def test_names_from_the_sources_that_look_like_formulas_stay_text(tmp_path):
+    status = status_frame()
+    status.loc[status["contract_id"] == "K1", "customer_name"] = "=cmd|'/c calc'!A1"
+    wb = load_workbook(update_tracker_workbook(tracker_path(tmp_path, OCT), status, OCT))
+    cells = [c for row in wb["Status"].iter_rows() for c in row if c.value == "=cmd|'/c calc'!A1"]
+    assert cells and all(c.data_type == "s" for c in cells)
