@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
@@ -75,17 +77,26 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
     status_of = pd.Series(document_status, dtype="object") if not isinstance(document_status, pd.Series) \
         else document_status
     lines = lines.reset_index(drop=True)
-    doc_key = lines["line_id"].map(line_documents)
-    doc_status = doc_key.map(status_of).astype("object")
+    # Codes per line, not a Python object per line: the line's document and its status, its reason and
+    # the reason's category. Text is made only for the lines that give a contract its Reason.
+    at = pc.fill_null(pc.index_in(_text(lines["line_id"]), value_set=_text(line_documents.index)), -1).to_numpy()
+    doc_codes, doc_keys = pd.factorize(line_documents.to_numpy(dtype=object))
+    doc = np.where(at >= 0, np.append(doc_codes, -1)[at], -1)
+    doc_keys = np.append(np.asarray(doc_keys, dtype=object), None)               # code -1 -> None
+    doc_status = pd.Series(doc_keys[:-1], dtype="object").map(status_of).to_numpy(dtype=object)
+    pending = np.append(doc_status == "pending_approval", False)[doc]
+    rejected = np.append(doc_status == "rejected", False)[doc]
+    reason_codes, reasons = pd.factorize(lines["reason"])
+    reasons = np.append(np.asarray(reasons, dtype=object), None)
+    category = np.array([BY_CODE[r].category if r in BY_CODE else None for r in reasons[:-1]] + [None], dtype=object)
+    held_cat = np.isin(category, ["hold", "exception"])[reason_codes]
+    deferred_cat = (category == "deferred")[reason_codes]
     billed = lines["billed_cents"].astype("int64").to_numpy()
     unbilled = lines["unbilled_cents"].astype("int64").to_numpy()
-    reason = lines["reason"].astype("object").where(lines["reason"].notna(), None)
-    category = reason.map({code: r.category for code, r in BY_CODE.items()})
-    pending = (doc_status == "pending_approval").to_numpy()
-    rejected = (doc_status == "rejected").to_numpy()
-    held_cat = category.isin(["hold", "exception"]).to_numpy()
-    deferred_cat = (category == "deferred").to_numpy()
     age = (period.end_ts - pd.to_datetime(lines["service_date"])).dt.days.to_numpy()
+    held_open = held_cat & (unbilled != 0)
+    deferred_open = deferred_cat & (unbilled != 0)
+    hold_amount = np.where(held_cat, np.abs(unbilled), 0) + np.where(rejected, np.abs(billed), 0)
 
     frame = pd.DataFrame({  # keys as categories: a code per line, not a Python string per line
         "customer_id": lines["customer_id"].astype("category"), "contract_id": lines["contract_id"].astype("category"),
@@ -94,19 +105,24 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
         "pending_approval_cents": np.where(pending, billed, 0),
         "held_cents": np.where(rejected, billed, 0) + np.where(held_cat, unbilled, 0),
         "unbilled_cents": np.where(deferred_cat, unbilled, 0),
-        "age": np.where((held_cat | deferred_cat) & (unbilled != 0), age, -1),
-        "hold_reason": np.where(held_cat & (unbilled != 0), reason, np.where(rejected, "approval_rejected", None)),
-        "hold_amount": np.where(held_cat, np.abs(unbilled), 0) + np.where(rejected, np.abs(billed), 0),
-        "deferred_reason": np.where(deferred_cat & (unbilled != 0), reason, None),
-        "pending_doc": np.where(pending, doc_key.astype("object"), None),
+        "age": np.where(held_open | deferred_open, age, -1),
     })
     keys = ["customer_id", "contract_id", "currency"]
     g = frame.groupby(keys, sort=True, dropna=False, observed=True)
     out = g[list(AMOUNT_COLUMNS)].sum().astype("int64")
     out["oldest_unbilled_days"] = g["age"].max()
     group = g.ngroup().to_numpy()                     # each line's row of ``out``
-    held_any = np.bincount(group[frame["hold_reason"].notna().to_numpy()], minlength=len(out)) > 0
-    out["reason"] = _reasons(frame.assign(group=group), len(out))
+    has_hold = held_open | rejected
+    held_any = np.bincount(group[has_hold], minlength=len(out)) > 0
+    why = has_hold | pending | deferred_open          # the lines that give a contract its Reason
+    text = reasons[reason_codes[why]]
+    out["reason"] = _reasons(pd.DataFrame({
+        "group": group[why],
+        "hold_reason": np.where(held_open[why], text, np.where(rejected[why], "approval_rejected", None)),
+        "hold_amount": hold_amount[why],
+        "deferred_reason": np.where(deferred_open[why], text, None),
+        "pending_doc": np.where(pending[why], doc_keys[doc[why]], None),
+    }), len(out))
     out = out.reset_index()
     for k in keys:  # back to text, as grouping on text gives it
         out[k] = pd.array(out[k].astype("object"), dtype=pd.StringDtype(na_value=np.nan))
@@ -123,6 +139,15 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
     out["customer_name"] = out["customer_id"].map(names)
     out["contract_name"] = out["contract_id"].map(cnames)
     return out[STATUS_COLUMNS].reset_index(drop=True)
+
+
+def _text(values) -> pa.Array:
+    """A column or index of text as an Arrow string array (for hashing look-ups without Python objects)."""
+    values = getattr(values, "array", values)
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (TypeError, pa.ArrowInvalid):
+        return pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
 
 
 def _reasons(frame: pd.DataFrame, groups: int) -> list[str | None]:
