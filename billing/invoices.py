@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from billing.money import div_round_half_up
 from billing.periods import Period
-from billing.schema import TEXT, row_hashes, text_array, text_series
+from billing.schema import TEXT, encode_text, row_hashes, text_array, text_lookup, text_series
 
 DOC_PREFIX = {"invoice": "INV", "credit_memo": "CM", "cost_transfer": "CT"}
 
@@ -71,10 +71,10 @@ def build_batch(lines: pd.DataFrame, customers: pd.DataFrame, contracts: pd.Data
                                                            "business_unit", "currency", "line_id")}
     amounts = lines["billed_cents"].to_numpy(dtype=np.int64)[keep]
     credit = lines["credits_prior_billing"].to_numpy(dtype=bool)[keep]
-    grouping = _lookup(text["customer_id"], cust["invoice_grouping"])
+    grouping = text_lookup(text["customer_id"], cust["invoice_grouping"])
     group_key = _group_keys(grouping, text["contract_id"], text["project_id"], text["business_unit"])
     keys = _document_key_text(credit, text["customer_id"], group_key, text["currency"], period)
-    code, names = _encode(keys)
+    code, names = encode_text(keys)
     # An invoice whose net is negative (e.g. a manual credit larger than the month) is a credit memo.
     net = _sums(code, amounts, len(names))
     flip = np.array([n.startswith(DOC_PREFIX["invoice"] + "-") for n in names], dtype=bool) & (net < 0)
@@ -144,27 +144,12 @@ def _with_last(a: np.ndarray, value) -> np.ndarray:
     return np.append(a, np.asarray([value], dtype=a.dtype))
 
 
-def _encode(values: pa.Array) -> tuple[np.ndarray, list]:
-    """Codes (-1 for null) and the distinct values."""
-    enc = pc.dictionary_encode(values)
-    return (pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64),
-            enc.dictionary.to_pylist())
-
-
 def _sums(code: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Exact int64 sums of `values` by code (codes -1 left out)."""
     out = np.zeros(n, dtype=np.int64)
     ok = code >= 0
     np.add.at(out, code[ok], values[ok])
     return out
-
-
-def _lookup(keys: pa.Array, mapping: pd.Series) -> pa.Array:
-    """mapping[key] per row as text (null when the key is unknown), like Series.map."""
-    if not mapping.index.is_unique:  # Series.map's own error for an ambiguous look-up
-        return text_array(text_series(keys).map(mapping))
-    where = pc.index_in(keys, value_set=text_array(mapping.index.to_series()))
-    return text_array(mapping).take(where)
 
 
 def _group_keys(grouping: pa.Array, contract: pa.Array, project: pa.Array, unit: pa.Array) -> pa.Array:
@@ -217,7 +202,7 @@ def _summarise_lines(lines: pd.DataFrame, keep: np.ndarray, doc_code: np.ndarray
             price = lines[c].to_numpy(dtype="float64", na_value=np.nan)[keep]
             codes.append(np.where(np.isnan(price), -1, price).astype(np.int64))
             continue
-        code, values = _encode(text[c] if c in text else pc.filter(text_array(lines[c]), mask))
+        code, values = encode_text(text[c] if c in text else pc.filter(text_array(lines[c]), mask))
         # Null and "" print the same (empty) and group together, as in _summarise.
         codes.append(np.where(_with_last(np.array([v == "" for v in values], dtype=bool), True)[code], -1, code))
     group, first = _groups(codes)

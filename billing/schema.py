@@ -161,6 +161,21 @@ def text_array(s: pd.Series | Sequence) -> pa.Array:
     return arr if arr.type == TEXT else arr.cast(TEXT)
 
 
+def encode_text(values: pa.Array) -> tuple[np.ndarray, list]:
+    """Codes (-1 for null) and the distinct values, in order of first appearance."""
+    enc = pc.dictionary_encode(values)
+    return (pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64),
+            enc.dictionary.to_pylist())
+
+
+def text_lookup(keys: pa.Array, mapping: pd.Series) -> pa.Array:
+    """mapping[key] per row as text (null when the key is unknown), like Series.map."""
+    if not mapping.index.is_unique:  # Series.map's own error for an ambiguous look-up
+        return text_array(text_series(keys).map(mapping))
+    where = pc.index_in(keys, value_set=text_array(mapping.index.to_series()))
+    return text_array(mapping).take(where)
+
+
 class TextCodes:
     """A text column as codes into a dictionary of values; code -1 is null.
 

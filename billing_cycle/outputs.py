@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from billing.close import CloseResult
 from billing.money import decimal_texts
+from billing.schema import text_array, text_lookup
 from billing.unbilled import BUCKET_NAMES
 
 
@@ -76,8 +76,5 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 def billing_lines_table(result: CloseResult) -> pa.Table:
     """Every billing line with the document it is printed on (null where not billed), as Arrow."""
     table = pa.Table.from_pandas(result.lines, preserve_index=False)
-    docs = result.batch.line_documents
-    ids = pa.array(docs.index.to_numpy(dtype=object), type=pa.string())
-    keys = pa.array(docs.to_numpy(dtype=object), type=pa.string())
-    at = pc.index_in(table.column("line_id"), value_set=ids)
-    return table.append_column("document_key", pc.take(keys, at))
+    return table.append_column("document_key", text_lookup(text_array(result.lines["line_id"]),
+                                                           result.batch.line_documents))

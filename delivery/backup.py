@@ -32,6 +32,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from billing.columns import MINOR_UNITS
+from billing.schema import encode_text, text_array, text_lookup
 from delivery.base import optional_text, quantity_decimal, to_major
 
 REQUIREMENTS = {"timesheet_detail": "labor", "expense_receipts": "expense"}
@@ -71,9 +72,8 @@ class BilledDetail:
     def __init__(self, billing_lines: pd.DataFrame, line_documents: pd.Series):
         fields = [c for c in DETAIL_COLUMNS if c in billing_lines.columns]
         billed = billing_lines.loc[billing_lines["billed_cents"].to_numpy() != 0, fields]
-        docs = line_documents.astype("string")
-        docs = docs[~docs.index.duplicated(keep="last")]
-        codes, keys = pd.factorize(docs.reindex(billed["line_id"].astype("string").to_numpy()))
+        docs = line_documents[~line_documents.index.duplicated(keep="last")]
+        codes, keys = encode_text(text_lookup(text_array(billed["line_id"]), docs))
         on_a_document = codes >= 0
         billed = billed[on_a_document].assign(_document=codes[on_a_document])
         # One stable sort of the run; within a document, the order of sorting that document's lines alone.

@@ -33,13 +33,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from billing.periods import Period
 from billing.reasons import BY_CODE
+from billing.schema import encode_text, text_array, text_lookup
 from delivery.base import to_major
 
 STATUS_SHEET = "Status"
@@ -79,9 +78,7 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
     lines = lines.reset_index(drop=True)
     # Codes per line, not a Python object per line: the line's document and its status, its reason and
     # the reason's category. Text is made only for the lines that give a contract its Reason.
-    at = pc.fill_null(pc.index_in(_text(lines["line_id"]), value_set=_text(line_documents.index)), -1).to_numpy()
-    doc_codes, doc_keys = pd.factorize(line_documents.to_numpy(dtype=object))
-    doc = np.where(at >= 0, np.append(doc_codes, -1)[at], -1)
+    doc, doc_keys = encode_text(text_lookup(text_array(lines["line_id"]), line_documents))
     doc_keys = np.append(np.asarray(doc_keys, dtype=object), None)               # code -1 -> None
     doc_status = pd.Series(doc_keys[:-1], dtype="object").map(status_of).to_numpy(dtype=object)
     pending = np.append(doc_status == "pending_approval", False)[doc]
@@ -139,15 +136,6 @@ def contract_status(lines: pd.DataFrame, line_documents: pd.Series, document_sta
     out["customer_name"] = out["customer_id"].map(names)
     out["contract_name"] = out["contract_id"].map(cnames)
     return out[STATUS_COLUMNS].reset_index(drop=True)
-
-
-def _text(values) -> pa.Array:
-    """A column or index of text as an Arrow string array (for hashing look-ups without Python objects)."""
-    values = getattr(values, "array", values)
-    try:
-        return pa.array(values, type=pa.string(), from_pandas=True)
-    except (TypeError, pa.ArrowInvalid):
-        return pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
 
 
 def _reasons(frame: pd.DataFrame, groups: int) -> list[str | None]:
