@@ -1,6 +1,6 @@
 """Downstream targets invoices are handed off to. Each delivery is idempotent by its key.
 
-The exactly-once contract (with store.Store.begin_handoff/complete_handoff): the store records the
+The exactly-once contract (with store.Store.begin_handoffs/complete_handoffs): the store records the
 intent before delivery and the completion after; a target must treat a second delivery with the same
 idempotency key as a no-op that returns the first delivery's reference. So a crash between delivery
 and its record, followed by a re-run, never produces a second document downstream.

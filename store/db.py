@@ -246,9 +246,6 @@ class Store:
                     t.documents.c.status.in_(["prepared", "pending_approval"])).values(
                     status="pending_approval", approval_reasons=why, updated_at=_now()))
 
-    def set_handoff_error(self, document_key: str, error: str | None) -> None:
-        self.set_handoff_errors({document_key: error})
-
     def set_handoff_errors(self, errors: dict[str, str | None]) -> None:
         """Record (or clear, with None) the last refusal by a target, per document, in one transaction."""
         if not errors:
@@ -293,12 +290,6 @@ class Store:
             for part in _chunks(again, 900):
                 c.execute(update(t.handoffs).where(t.handoffs.c.handoff_id.in_(part)).values(
                     attempts=t.handoffs.c.attempts + 1, run_id=run_id))
-
-    def complete_handoff(self, document_key: str, target: str, idempotency_key: str, external_ref: str,
-                         document_status: str | None = "handed_off") -> None:
-        """Mark the delivery done and the document handed off, in one transaction."""
-        self.complete_handoffs(target, [(document_key, idempotency_key, external_ref)],
-                               handed_off=[document_key] if document_status else ())
 
     def complete_handoffs(self, target: str, deliveries: list[tuple[str, str, str]],
                           handed_off: Iterable[str] = ()) -> None:
